@@ -1,0 +1,212 @@
+"""Build parameters: one frozen dataclass per stage, with defaults and declared bounds.
+
+Bounds live here once (in the spirit of scikit-learn's ``_parameter_constraints``) and
+are checked when a build starts. Each stage's dataclass is copied into the manifest, so a
+store records exactly how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.errors import ConfigError
+
+LAYOUTS = ("umap", "largevis", "hmds")
+METRICS = ("euclidean", "cosine")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A numeric bound: ``low <= value <= high`` (``None`` for open)."""
+
+    low: float | None = None
+    high: float | None = None
+    allow_none: bool = False
+
+    def check(self, owner: str, name: str, value: Any) -> None:
+        if value is None:
+            if self.allow_none:
+                return
+            msg = f"--{owner}{name.replace('_', '-')} is required"
+            raise ConfigError(msg)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            msg = f"{owner}{name} must be a number, got {value!r}"
+            raise ConfigError(msg)
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            msg = f"{owner}{name} = {value!r} is out of range [{low}, {high}]"
+            raise ConfigError(msg)
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """A dataclass field that carries its bounds in its metadata."""
+    return field(
+        default=default, metadata={"bound": Bound(low, high, allow_none=default is None)}
+    )
+
+
+class _Checked:
+    """Mixin: ``check()`` validates every field that declares a bound."""
+
+    def check(self) -> None:
+        owner = getattr(self, "_prefix", "")
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            bound = f.metadata.get("bound")
+            if bound is not None:
+                bound.check(owner, f.name, getattr(self, f.name))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True)
+class PcaConfig(_Checked):
+    """Optional linear reduction before everything else (``--pca N``)."""
+
+    n_components: int | None = bounded(None, 2, 4096)
+    chunk_rows: int = bounded(65536, 1024, None)
+
+
+@dataclass(frozen=True)
+class KnnConfig(_Checked):
+    """The approximate kNN graph every later stage reuses."""
+
+    n_neighbors: int = bounded(15, 2, 200)
+    metric: str = "euclidean"
+    # NN-descent effort; None lets the stage pick from n (see compute.knn).
+    n_iters: int | None = bounded(None, 1, 200)
+    max_candidates: int | None = bounded(None, 4, 500)
+    n_trees: int | None = bounded(None, 1, 256)
+    recall_sample: int = bounded(1000, 0, 100000)
+
+    def check(self) -> None:
+        super().check()
+        if self.metric not in METRICS:
+            msg = f"--metric {self.metric!r} is not one of {', '.join(METRICS)}"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class UmapConfig(_Checked):
+    """umap-learn on the precomputed kNN graph."""
+
+    min_dist: float = bounded(0.1, 0.0, 10.0)
+    spread: float = bounded(1.0, 0.01, 100.0)
+    n_epochs: int | None = bounded(None, 1, 10000)
+
+
+@dataclass(frozen=True)
+class LargeVisConfig(_Checked):
+    """Our LargeVis implementation on the same kNN graph."""
+
+    perplexity: float = bounded(50.0, 1.0, 1000.0)
+    samples_per_point: int = bounded(300, 1, 100000)
+    n_negatives: int = bounded(5, 1, 50)
+    gamma: float = bounded(7.0, 0.0, 100.0)
+    learning_rate: float = bounded(1.0, 1e-6, 100.0)
+    parallel: bool = True
+
+
+@dataclass(frozen=True)
+class HmdsConfig(_Checked):
+    """Hyperbolic MDS into the Poincaré disk: landmarks, out-of-sample, refinement."""
+
+    n_landmarks: int = bounded(2000, 10, 20000)
+    distance: str = "geodesic"
+    refine_steps: int = bounded(2000, 0, 100000)
+
+    def check(self) -> None:
+        super().check()
+        if self.distance not in ("geodesic", "euclidean"):
+            msg = f"hmds distance {self.distance!r} is not 'geodesic' or 'euclidean'"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class HierarchyConfig(_Checked):
+    """Recursive k-means into a treemap-ready tree."""
+
+    branching: int = bounded(8, 2, 64)
+    leaf_size: int = bounded(50, 2, 1_000_000)
+    max_depth: int = bounded(6, 1, 32)
+    n_representatives: int = bounded(8, 1, 100)
+
+
+@dataclass(frozen=True)
+class IntrinsicConfig(_Checked):
+    """Local and global intrinsic dimension from the kNN distances."""
+
+    n_neighbors: int | None = bounded(None, 3, 200)
+    smooth: bool = True
+
+
+@dataclass(frozen=True)
+class OutlierConfig(_Checked):
+    """Magnitude weighting-vector outlier scores."""
+
+    scale: float | None = bounded(None, 1e-12, None)
+    exact_sample: int = bounded(2000, 0, 20000)
+
+
+@dataclass(frozen=True)
+class SliceConfig(_Checked):
+    """Metadata, cluster, failure and embedding slices."""
+
+    min_size: int = bounded(10, 1, None)
+    max_predicates: int = bounded(3, 1, 4)
+    quantile_bins: int = bounded(4, 2, 20)
+    alpha: float = bounded(0.6, 0.0, 1.0)
+    confidence: float = bounded(0.95, 0.5, 0.9999)
+
+
+@dataclass(frozen=True)
+class ThumbConfig(_Checked):
+    """Image thumbnails packed into sprite sheets."""
+
+    size: int = bounded(48, 8, 256)
+    per_sheet_side: int = bounded(32, 1, 128)
+
+
+@dataclass(frozen=True)
+class BuildConfig(_Checked):
+    """Everything ``explorer build`` needs besides the input description."""
+
+    seed: int = bounded(0, 0, 2**31 - 1)
+    layouts: tuple[str, ...] = ("umap",)
+    pca: PcaConfig = field(default_factory=PcaConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
+    umap: UmapConfig = field(default_factory=UmapConfig)
+    largevis: LargeVisConfig = field(default_factory=LargeVisConfig)
+    hmds: HmdsConfig = field(default_factory=HmdsConfig)
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    intrinsic: IntrinsicConfig = field(default_factory=IntrinsicConfig)
+    outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    slices: SliceConfig = field(default_factory=SliceConfig)
+    thumbs: ThumbConfig = field(default_factory=ThumbConfig)
+
+    def check(self) -> None:
+        super().check()
+        if not self.layouts:
+            msg = "--layouts needs at least one of " + ", ".join(LAYOUTS)
+            raise ConfigError(msg)
+        for name in self.layouts:
+            if name not in LAYOUTS:
+                msg = f"--layouts: unknown layout {name!r}; choose from {', '.join(LAYOUTS)}"
+                raise ConfigError(msg)
+        if len(set(self.layouts)) != len(self.layouts):
+            msg = f"--layouts lists a layout twice: {','.join(self.layouts)}"
+            raise ConfigError(msg)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, _Checked):
+                value.check()
+
+
+def parse_layouts(text: str) -> tuple[str, ...]:
+    """``"umap, largevis"`` -> ``("umap", "largevis")``."""
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())

@@ -1,0 +1,39 @@
+"""Errors a user can act on.
+
+Library code raises these; only ``explorer.cli`` turns them into one line on stderr
+(datasette's pattern). Each message says what is wrong, where, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class ExplorerError(Exception):
+    """Base class: an error whose message is meant for the user, not a bug."""
+
+
+class InputError(ExplorerError):
+    """The user's input files are missing, unreadable or invalid."""
+
+
+class ConfigError(ExplorerError):
+    """A build or serve option is out of bounds or inconsistent."""
+
+
+class StoreError(ExplorerError):
+    """A projection store cannot be read or written."""
+
+
+class StoreIncompleteError(StoreError):
+    """The store has no valid manifest: a build did not finish."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer format than this version reads."""
+
+
+class StoreCorruptError(StoreError):
+    """A file in the store is missing, truncated or does not match the manifest."""
+
+
+class StageMissingError(StoreError):
+    """The store lacks a stage that the caller needs."""

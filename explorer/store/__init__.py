@@ -1,0 +1,3 @@
+"""The projection store: its on-disk format, atomic writes and the read-only reader."""
+
+from __future__ import annotations
