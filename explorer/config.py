@@ -45,9 +45,7 @@ class Bound:
 
 def bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
     """A dataclass field that carries its bounds in its metadata."""
-    return field(
-        default=default, metadata={"bound": Bound(low, high, allow_none=default is None)}
-    )
+    return field(default=default, metadata={"bound": Bound(low, high, allow_none=default is None)})
 
 
 class _Checked:
@@ -141,7 +139,7 @@ class HierarchyConfig(_Checked):
 class IntrinsicConfig(_Checked):
     """Local and global intrinsic dimension from the kNN distances."""
 
-    n_neighbors: int | None = bounded(None, 3, 200)
+    n_neighbors: int | None = bounded(None, 4, 200)  # the point itself + 3 neighbours
     smooth: bool = True
 
 

@@ -1,0 +1,194 @@
+"""The subcommands' bodies. Heavy libraries are imported inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from explorer.cli.report import format_details, human_bytes, table
+from explorer.errors import InputError
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    from explorer.config import BuildConfig, KnnConfig, PcaConfig, UmapConfig, parse_layouts
+
+    return BuildConfig(
+        seed=args.seed,
+        layouts=parse_layouts(args.layouts),
+        pca=PcaConfig(n_components=args.pca),
+        knn=KnnConfig(
+            n_neighbors=args.neighbors,
+            metric=args.metric,
+            n_iters=args.knn_iters,
+            max_candidates=args.knn_candidates,
+            n_trees=args.knn_trees,
+        ),
+        umap=UmapConfig(min_dist=args.umap_min_dist, n_epochs=args.umap_epochs),
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """explorer build INPUT --out STORE."""
+    from explorer.ingest.dataset import InputSpec
+    from explorer.pipeline.runner import build_store
+
+    spec = InputSpec(
+        path=args.input,
+        vectors=args.vectors,
+        meta=args.meta,
+        id=args.id,
+        label=args.label,
+        prediction=args.prediction,
+        loss=args.loss,
+        image_col=args.image_col,
+        image_root=args.image_root,
+        text_col=args.text_col,
+    )
+    config = _build_config(args)
+    report = build_store(spec, args.out, config, show_progress=not args.quiet)
+    rows = [
+        [
+            s.name,
+            s.status,
+            f"{s.seconds:.1f}",
+            str(s.n_files),
+            human_bytes(s.n_bytes),
+            format_details(s.summary),
+        ]
+        for s in report.stages
+    ]
+    print(f"\nBuilt {report.store}: {report.n_points:,} points × {report.dim} dims")
+    print(table(["stage", "status", "seconds", "files", "size", "details"], rows, {2, 3, 4}))
+    print(f"total {report.seconds:.1f} s")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """explorer info STORE [--json] [--verify]."""
+    from explorer.store.reader import Store
+
+    store = Store(args.store)
+    if args.verify:
+        store.verify()
+    if args.json:
+        out = {**store.manifest, "selections": store.selections()}
+        print(json.dumps(out, indent=2, sort_keys=True, default=str))
+        return 0
+    m = store.manifest
+    size = sum(f.stat().st_size for f in store.path.rglob("*") if f.is_file())
+    print(
+        f"Store    {store.path}  ({human_bytes(size)}, format {m['format_version']}, "
+        f"explorer {m['explorer_version']}, built {m['created']})"
+    )
+    src = m["source"]
+    print(f"Points   {store.n_points:,} × {m['dim']}  from {src['path']}")
+    roles = {v: k for k, v in store.roles.items() if v}
+    cols = [f"{c} ({roles[c]})" if c in roles else c for c in store.points.columns]
+    print(f"Columns  {', '.join(cols)}")
+    print(f"Layouts  {', '.join(store.layouts) or 'none'}")
+    scores = [f"{name} (mean {float(store.score(name).mean()):.3f})" for name in store.scores]
+    print(f"Scores   {', '.join(scores) or 'none'}")
+    if store.has_stage("knn"):
+        k = store.stage("knn")["summary"]
+        print(
+            f"kNN      k={k.get('n_neighbors')} {k.get('metric')}, {k.get('method')}, "
+            f"recall {k.get('recall')}"
+        )
+    print(f"Saved    {', '.join(store.selections()) or 'no saved selections'}")
+    if args.verify:
+        print("Verified every file's checksum.")
+    rows = [
+        [name, f"{rec['seconds']:.1f}", format_details(rec.get("summary", {}), 80)]
+        for name, rec in m["stages"].items()
+    ]
+    print()
+    print(table(["stage", "seconds", "details"], rows, {1}))
+    return 0
+
+
+def _export_rows(store: Any, args: argparse.Namespace) -> Any:
+    import numpy as np
+
+    from explorer.store.export import read_id_file, rows_for_ids
+
+    if args.all:
+        return np.arange(store.n_points, dtype=np.int64)
+    if args.ids is not None:
+        ids = read_id_file(args.ids)
+        if not ids:
+            msg = f"{args.ids} holds no ids"
+            raise InputError(msg)
+        return rows_for_ids(store, ids)
+    return store.selection(args.slice)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """explorer export STORE --ids FILE|--slice NAME|--all --out FILE."""
+    from explorer.store.export import FORMATS, export_rows
+    from explorer.store.reader import Store
+
+    fmt = args.format or args.out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        msg = f"cannot tell the format from {args.out.name}; add --format {'|'.join(FORMATS)}"
+        raise InputError(msg)
+    store = Store(args.store)
+    for name in args.coords:
+        store.layout(name)  # a clear error for an unknown layout, before writing
+    rows = _export_rows(store, args)
+    n = export_rows(store, rows, args.out, fmt, layouts=tuple(args.coords), vectors=args.vectors)
+    print(f"wrote {n:,} rows to {args.out}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """explorer synth --n N --dim D --out FILE."""
+    import numpy as np
+
+    from explorer.datasets.synth import synth_mixture
+    from explorer.store.atomic import write_bytes_atomic
+
+    n = int(args.n)
+    if n < 5 or args.dim < 1:
+        msg = "--n must be at least 5 and --dim at least 1"
+        raise InputError(msg)
+    suffix = args.out.suffix.lower()
+    if suffix not in (".parquet", ".npy"):
+        msg = f"--out {args.out.name}: use a .parquet or .npy file name"
+        raise InputError(msg)
+    vectors, meta = synth_mixture(n, args.dim, n_clusters=args.clusters, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, vectors, allow_pickle=False)
+        write_bytes_atomic(args.out, buf.getvalue())
+    else:
+        _write_vectors_parquet(vectors, meta, args.out)
+    print(f"wrote {n:,} × {args.dim} points to {args.out}")
+    return 0
+
+
+def _write_vectors_parquet(vectors: Any, meta: Any, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(meta, preserve_index=False)
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    arrow = arrow.append_column("vector", pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
+    tmp = out.with_name(f".tmp-{out.name}")
+    pq.write_table(arrow, tmp)
+    tmp.replace(out)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """explorer sample --out DIR: the digits sample dataset."""
+    from explorer.datasets.digits import make_digits_sample
+
+    path = make_digits_sample(args.out)
+    print(f"wrote the digits sample to {path} (images in {path.parent / 'images'})")
+    return 0

@@ -1,0 +1,201 @@
+"""The approximate kNN graph that every later stage reuses, and its measured recall."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from explorer.compute._numba import njit, prange
+from explorer.errors import ConfigError
+
+# Below this many points an exact brute-force graph is faster than NN-descent, whose
+# numba compilation alone costs 20-30 s in every new process, and it has recall 1.
+EXACT_LIMIT = 20_000
+_BLOCK = 2048
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """indices : (n, k) int32, nearest first, column 0 the point itself.
+    distances : (n, k) float32, column 0 is 0.
+    """
+
+    indices: NDArray[np.int32]
+    distances: NDArray[np.float32]
+    method: str
+    params: dict[str, int | str]
+
+
+def _prepare(x: NDArray[np.float32], metric: str) -> NDArray[np.float32]:
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            row = int(np.flatnonzero(norms[:, 0] == 0)[0])
+            msg = (
+                f"row {row} is an all-zero vector, which has no cosine distance; "
+                "use --metric euclidean"
+            )
+            raise ConfigError(msg)
+        return np.ascontiguousarray(x / norms, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _sq_dists(block: NDArray[np.float32], x: NDArray[np.float32], x_sq: NDArray[np.float64]):  # type: ignore[no-untyped-def]
+    b = block.astype(np.float64)
+    d2 = (b * b).sum(axis=1)[:, None] - 2.0 * (b @ x.T.astype(np.float64)) + x_sq[None, :]
+    return np.maximum(d2, 0.0)
+
+
+def _to_metric(d2: NDArray[np.float64], metric: str) -> NDArray[np.float64]:
+    # On unit vectors the cosine distance 1 - cos is half the squared euclidean one.
+    return d2 / 2.0 if metric == "cosine" else np.sqrt(d2)
+
+
+def exact_neighbors(
+    queries: NDArray[np.float32],
+    x: NDArray[np.float32],
+    k: int,
+    metric: str = "euclidean",
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Exact k nearest rows of ``x`` for each query row (brute force, in blocks).
+
+    Both inputs must already be prepared for the metric (unit rows for cosine).
+    Ties are broken by row number, so the result is deterministic.
+    """
+    x_sq = (x.astype(np.float64) ** 2).sum(axis=1)
+    out_i = np.empty((len(queries), k), dtype=np.int64)
+    out_d = np.empty((len(queries), k), dtype=np.float64)
+    for s in range(0, len(queries), _BLOCK):
+        d2 = _sq_dists(queries[s : s + _BLOCK], x, x_sq)
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < x.shape[0] else None
+        cand = part if part is not None else np.tile(np.arange(x.shape[0]), (len(d2), 1))
+        cd = np.take_along_axis(d2, cand, axis=1)
+        order = np.lexsort((cand, cd), axis=1)
+        out_i[s : s + len(d2)] = np.take_along_axis(cand, order, axis=1)
+        out_d[s : s + len(d2)] = _to_metric(np.take_along_axis(cd, order, axis=1), metric)
+    return out_i, out_d
+
+
+@njit(parallel=True)
+def _self_first(indices, distances):  # type: ignore[no-untyped-def]
+    """Make column 0 of each row the point itself at distance 0 (duplicates can displace it)."""
+    n, k = indices.shape
+    for i in prange(n):
+        pos = -1
+        for j in range(k):
+            if indices[i, j] == i:
+                pos = j
+                break
+        if pos == 0:
+            distances[i, 0] = 0.0
+            continue
+        if pos < 0:
+            pos = k - 1  # i is missing: drop the farthest neighbour to make room
+        for j in range(pos, 0, -1):
+            indices[i, j] = indices[i, j - 1]
+            distances[i, j] = distances[i, j - 1]
+        indices[i, 0] = i
+        distances[i, 0] = 0.0
+
+
+def default_effort(n: int) -> dict[str, int]:
+    """NN-descent settings that reach recall >= 0.9 on hard data (see docs/benchmarks.md)."""
+    return {
+        "n_trees": min(64, 5 + round(n**0.25 / 2.0)),
+        "n_iters": max(5, round(math.log2(max(n, 2)))),
+        "max_candidates": 60,
+    }
+
+
+def knn_graph(
+    x: NDArray[np.float32],
+    n_neighbors: int = 15,
+    metric: str = "euclidean",
+    *,
+    seed: int = 0,
+    n_iters: int | None = None,
+    max_candidates: int | None = None,
+    n_trees: int | None = None,
+    exact_limit: int = EXACT_LIMIT,
+    on_progress: Callable[[float], None] | None = None,
+) -> KnnGraph:
+    """The kNN graph of ``x`` (n, d): exact below ``exact_limit`` points, else NN-descent.
+
+    ``n_neighbors`` counts the point itself and is capped at n.
+    """
+    n = x.shape[0]
+    k = min(n_neighbors, n)
+    xp = _prepare(x, metric)
+    if n <= exact_limit:
+        idx, dist = exact_neighbors(xp, xp, k, metric)
+        indices, distances = idx.astype(np.int32), dist.astype(np.float32)
+        method, params = "exact", {}
+    else:
+        effort = default_effort(n)
+        params = {
+            "n_trees": n_trees or effort["n_trees"],
+            "n_iters": n_iters or effort["n_iters"],
+            "max_candidates": max_candidates or effort["max_candidates"],
+        }
+        indices, distances = _nndescent(xp, k, metric, seed, params)
+        method = "nndescent"
+    _self_first(indices, distances)
+    if on_progress is not None:
+        on_progress(1.0)
+    return KnnGraph(indices, distances, method, {"n_neighbors": k, "metric": metric, **params})
+
+
+def _nndescent(
+    xp: NDArray[np.float32], k: int, metric: str, seed: int, params: dict[str, int]
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    from pynndescent import NNDescent
+
+    index = NNDescent(
+        xp,
+        n_neighbors=k,
+        metric="euclidean" if metric == "euclidean" else "cosine",
+        random_state=seed,
+        low_memory=True,
+        compressed=True,
+        verbose=False,
+        **params,
+    )
+    # neighbor_graph applies the distance correction (e.g. cosine); _neighbor_graph does not
+    indices, distances = index.neighbor_graph
+    return (
+        np.ascontiguousarray(indices, dtype=np.int32),
+        np.ascontiguousarray(distances, dtype=np.float32),
+    )
+
+
+def knn_recall(
+    x: NDArray[np.float32],
+    indices: NDArray[np.int32],
+    metric: str = "euclidean",
+    *,
+    sample: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Share of the graph's neighbours that are true k-nearest neighbours, on a sample.
+
+    A returned neighbour counts as correct when its exact distance is within the exact
+    k-th neighbour distance, so ties among duplicates do not count as misses.
+    """
+    n, k = indices.shape
+    if n == 0 or sample == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    xp = _prepare(x, metric)
+    _, exact_d = exact_neighbors(xp[rows], xp, k, metric)
+    kth = exact_d[:, -1]
+    q = xp[rows].astype(np.float64)
+    nb = xp[indices[rows]].astype(np.float64)  # (s, k, d)
+    d2 = ((nb - q[:, None, :]) ** 2).sum(axis=2)
+    got = _to_metric(d2, metric)
+    tol = 1e-6 * np.maximum(kth, 1.0)
+    return float(np.mean(got <= (kth + tol)[:, None]))

@@ -1,0 +1,174 @@
+"""The stages every build runs: validate, pca, knn, trust, thumbs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer.compute.knn import knn_graph, knn_recall
+from explorer.compute.pca import pca_reduce
+from explorer.compute.trust import layout_trust
+from explorer.config import LAYOUTS
+from explorer.ingest.thumbnails import image_paths, write_sprite_sheets
+from explorer.pipeline.stage import BuildContext, Stage, StageResult
+
+RECALL_TARGET = 0.9
+
+
+def _validate(ctx: BuildContext) -> StageResult:
+    ds = ctx.dataset
+    dup = ds.duplicate_of if ds.duplicate_of is not None else np.full(ds.n_points, -1)
+    notes = list(ds.notes)
+    if ds.n_duplicates:
+        notes.append(
+            f"{ds.n_duplicates} points repeat an earlier point's vector exactly "
+            f"({ds.n_duplicates / ds.n_points:.1%}); they are kept"
+        )
+    return StageResult(
+        arrays={"vectors": ds.vectors, "duplicate_of": dup.astype(np.int64)},
+        tables={"points": ds.points},
+        summary={
+            "n_points": ds.n_points,
+            "dim": ds.dim,
+            "n_duplicates": ds.n_duplicates,
+            "columns": [str(c) for c in ds.points.columns],
+        },
+        notes=notes,
+    )
+
+
+def _pca(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.pca
+    assert cfg.n_components is not None
+    result = pca_reduce(
+        ctx.array("validate", "vectors"),
+        cfg.n_components,
+        chunk_rows=cfg.chunk_rows,
+        on_progress=ctx.progress,
+    )
+    total = float(np.var(ctx.array("validate", "vectors")[:100_000], axis=0).sum())
+    kept = float(result.explained_variance.sum()) / total if total > 0 else 1.0
+    return StageResult(
+        arrays={
+            "vectors": result.vectors,
+            "components": result.components,
+            "mean": result.mean,
+            "explained_variance": result.explained_variance,
+        },
+        summary={"n_components": cfg.n_components, "variance_kept": round(min(kept, 1.0), 4)},
+    )
+
+
+def _knn(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.knn
+    x = ctx.vectors()
+    graph = knn_graph(
+        x,
+        cfg.n_neighbors,
+        cfg.metric,
+        seed=ctx.config.seed,
+        n_iters=cfg.n_iters,
+        max_candidates=cfg.max_candidates,
+        n_trees=cfg.n_trees,
+        on_progress=lambda f: ctx.progress(0.8 * f),
+    )
+    recall = knn_recall(
+        x, graph.indices, cfg.metric, sample=cfg.recall_sample, seed=ctx.config.seed
+    )
+    ctx.progress(1.0)
+    notes = []
+    if graph.method == "nndescent" and recall < RECALL_TARGET:
+        notes.append(
+            f"kNN recall is {recall:.2f} (< {RECALL_TARGET}); for a better graph raise "
+            f"--knn-iters (now {graph.params.get('n_iters')}) or --knn-candidates "
+            f"(now {graph.params.get('max_candidates')})"
+        )
+    return StageResult(
+        arrays={"indices": graph.indices, "distances": graph.distances},
+        summary={"method": graph.method, "recall": round(recall, 4), **graph.params},
+        notes=notes,
+    )
+
+
+def _trust(ctx: BuildContext) -> StageResult:
+    indices, _ = ctx.knn()
+    arrays, provides, summary = {}, {}, {}
+    layouts = ctx.layouts()
+    for i, (name, coords) in enumerate(layouts.items()):
+        arrays[name] = layout_trust(coords, indices)
+        provides[f"trust:{name}"] = name
+        summary[f"mean_{name}"] = round(float(arrays[name].mean()), 4)
+        ctx.progress((i + 1) / len(layouts))
+    return StageResult(arrays=arrays, provides={"scores": provides}, summary=summary)
+
+
+def _thumbs(ctx: BuildContext) -> StageResult:
+    ds = ctx.dataset
+    column = ctx.roles["image"]
+    assert column is not None
+    assert ds.image_root is not None
+    paths = image_paths(ds.points[column], ds.image_root)
+    cfg = ctx.config.thumbs
+    cells: dict[str, np.ndarray] = {}
+
+    def write(folder):  # type: ignore[no-untyped-def]
+        cells["cell"] = write_sprite_sheets(
+            paths, folder, size=cfg.size, per_side=cfg.per_sheet_side, on_progress=ctx.progress
+        )
+        np.save(folder / "cell.npy", cells["cell"], allow_pickle=False)
+
+    return StageResult(
+        extra=write,
+        summary={"size": cfg.size, "per_sheet": cfg.per_sheet_side**2},
+    )
+
+
+def core_stages() -> list[Stage]:
+    """validate, pca, knn (layouts come between these and trust), then trust and thumbs."""
+    return [
+        Stage(
+            "validate",
+            _validate,
+            params=lambda ctx: {"source": ctx.dataset.source},
+            libraries=("numpy", "pandas", "pyarrow"),
+            title="read and check the input",
+        ),
+        Stage(
+            "pca",
+            _pca,
+            requires=("validate",),
+            params=lambda ctx: ctx.config.pca.as_dict(),
+            enabled=lambda ctx: ctx.config.pca.n_components is not None,
+            title="reduce the vectors",
+        ),
+        Stage(
+            "knn",
+            _knn,
+            requires=("vectors",),
+            params=lambda ctx: {**ctx.config.knn.as_dict(), "seed": ctx.config.seed},
+            libraries=("numpy", "pynndescent", "numba"),
+            title="k-nearest-neighbour graph",
+        ),
+    ]
+
+
+def late_stages() -> list[Stage]:
+    """Stages that run after the layouts."""
+    return [
+        Stage(
+            "trust",
+            _trust,
+            requires=("knn", *LAYOUTS),
+            params=lambda ctx: {"layouts": list(ctx.config.layouts)},
+            libraries=("numpy", "scipy", "numba"),
+            title="neighbourhood preservation per layout",
+        ),
+        Stage(
+            "thumbs",
+            _thumbs,
+            requires=("validate",),
+            params=lambda ctx: {**ctx.config.thumbs.as_dict(), "root": str(ctx.dataset.image_root)},
+            enabled=lambda ctx: ctx.roles.get("image") is not None,
+            libraries=("pillow",),
+            title="image thumbnails",
+        ),
+    ]

@@ -1,0 +1,41 @@
+"""Layout stages: each reads the store's kNN graph and writes ``<name>/coords.npy``."""
+
+from __future__ import annotations
+
+from explorer.compute.umap_layout import umap_layout
+from explorer.pipeline.stage import BuildContext, Stage, StageResult
+
+
+def _layout_result(coords, **summary) -> StageResult:  # type: ignore[no-untyped-def]
+    return StageResult(arrays={"coords": coords}, summary=summary)
+
+
+def _umap(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.umap
+    indices, distances = ctx.knn()
+    coords = umap_layout(
+        ctx.vectors(),
+        indices,
+        distances,
+        metric=ctx.config.knn.metric,
+        min_dist=cfg.min_dist,
+        spread=cfg.spread,
+        n_epochs=cfg.n_epochs,
+        seed=ctx.config.seed,
+    )
+    return _layout_result(coords)
+
+
+def layout_stages() -> list[Stage]:
+    """One stage per layout; each runs only when named in ``--layouts``."""
+    return [
+        Stage(
+            "umap",
+            _umap,
+            requires=("vectors", "knn"),
+            params=lambda ctx: {**ctx.config.umap.as_dict(), "seed": ctx.config.seed},
+            enabled=lambda ctx: "umap" in ctx.config.layouts,
+            libraries=("umap-learn", "numba"),
+            title="UMAP layout",
+        ),
+    ]

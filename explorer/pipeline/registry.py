@@ -1,0 +1,12 @@
+"""The build's stages, in the order they run."""
+
+from __future__ import annotations
+
+from explorer.pipeline.core_stages import core_stages, late_stages
+from explorer.pipeline.layout_stages import layout_stages
+from explorer.pipeline.stage import Stage
+
+
+def all_stages() -> list[Stage]:
+    """Every stage the pipeline knows, in run order (disabled ones are skipped)."""
+    return [*core_stages(), *layout_stages(), *late_stages()]

@@ -1,0 +1,211 @@
+"""build_store(): validate first, then run each stage, skipping those already finished.
+
+The input is read and validated in memory before the store directory is touched, so bad
+input leaves nothing behind. Each stage is written atomically; the manifest is written
+last. Interrupted (Ctrl-C, SIGKILL, a crash), a rerun of the same build reuses every
+finished stage whose key matches and gives the same store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from explorer import __version__
+from explorer.config import BuildConfig
+from explorer.ingest.dataset import InputSpec
+from explorer.ingest.validate import load_dataset
+from explorer.pipeline.registry import all_stages
+from explorer.pipeline.stage import BuildContext, Stage
+from explorer.store.format import FORMAT_NAME, FORMAT_VERSION
+from explorer.store.writer import StoreWriter, file_digest, stage_key
+
+
+@dataclass
+class StageReport:
+    """One row of the build summary."""
+
+    name: str
+    status: str  # "ran" or "reused"
+    seconds: float
+    n_files: int
+    n_bytes: int
+    summary: dict[str, Any]
+
+
+@dataclass
+class BuildReport:
+    """What a build did: one row per stage, and notes for the user."""
+
+    store: Path
+    n_points: int
+    dim: int
+    stages: list[StageReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _versions(libraries: tuple[str, ...]) -> dict[str, str]:
+    out = {"explorer": __version__}
+    for lib in dict.fromkeys(("numpy", *libraries)):
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def _upstream(stage: Stage, ctx: BuildContext, planned: set[str]) -> list[str]:
+    names = [ctx.vector_stage if r == "vectors" else r for r in stage.requires]
+    return [n for n in dict.fromkeys(names) if n in planned]
+
+
+def _progress_bar(name: str, show: bool) -> tuple[Any, Callable[[float], None]]:
+    bar = tqdm(
+        total=1000,
+        desc=f"{name:>10}",
+        bar_format="{desc}: {percentage:3.0f}%|{bar:24}| {elapsed}",
+        disable=not show,
+        leave=False,
+    )
+
+    def update(fraction: float) -> None:
+        target = int(max(0.0, min(1.0, fraction)) * 1000)
+        if target > bar.n:
+            bar.update(target - bar.n)
+
+    return bar, update
+
+
+def build_store(
+    spec: InputSpec,
+    out: str | Path,
+    config: BuildConfig | None = None,
+    *,
+    show_progress: bool = True,
+) -> BuildReport:
+    """Build (or resume building) the projection store for ``spec`` at ``out``."""
+    started = time.perf_counter()
+    config = config or BuildConfig()
+    config.check()
+    dataset = load_dataset(spec)
+    dataset.source["sha256"] = file_digest(spec.path)
+    if spec.meta is not None:
+        dataset.source["meta_sha256"] = file_digest(spec.meta)
+    writer = StoreWriter(out)
+    ctx = BuildContext(config=config, dataset=dataset, store=writer.path)
+    plan = [s for s in all_stages() if s.enabled(ctx)]
+    planned = {s.name for s in plan}
+    report = BuildReport(writer.path, dataset.n_points, dataset.dim)
+    keys: dict[str, str] = {}
+    records: dict[str, dict[str, Any]] = {}
+    marked = False
+    for stage in plan:
+        upstream = _upstream(stage, ctx, planned)
+        params = stage.params(ctx)
+        key = stage_key(
+            stage.name,
+            {"params": params, "format": FORMAT_VERSION, "explorer": __version__},
+            {u: keys[u] for u in upstream},
+        )
+        keys[stage.name] = key
+        record = writer.finished(stage.name, key)
+        status = "reused"
+        if record is None:
+            if not marked:
+                writer.mark_incomplete()
+                marked = True
+            record = _run_stage(stage, ctx, writer, key, params, upstream, show_progress)
+            status = "ran"
+        records[stage.name] = record
+        report.notes.extend(record.get("notes", []))
+        report.stages.append(
+            StageReport(
+                stage.name,
+                status,
+                float(record["seconds"]),
+                len(record["files"]),
+                sum(f["bytes"] for f in record["files"].values()),
+                record.get("summary", {}),
+            )
+        )
+    for name in writer.stage_names():
+        if name not in planned:
+            writer.mark_incomplete()
+            writer.remove_stage(name)
+    report.seconds = time.perf_counter() - started
+    writer.write_manifest(_manifest(ctx, records, report.seconds))
+    return report
+
+
+def _run_stage(
+    stage: Stage,
+    ctx: BuildContext,
+    writer: StoreWriter,
+    key: str,
+    params: dict[str, Any],
+    upstream: list[str],
+    show_progress: bool,
+) -> dict[str, Any]:
+    bar, update = _progress_bar(stage.name, show_progress)
+    ctx.progress = update
+    t0 = time.perf_counter()
+    try:
+        result = stage.run(ctx)
+        update(1.0)
+    finally:
+        bar.close()
+        ctx.progress = lambda _: None
+    seconds = time.perf_counter() - t0
+    return writer.write_stage(
+        stage.name,
+        key,
+        arrays=result.arrays,
+        tables=result.tables,
+        extra=result.extra,
+        record={
+            "title": stage.title,
+            "params": params,
+            "requires": upstream,
+            "versions": _versions(stage.libraries),
+            "seconds": round(seconds, 3),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "summary": result.summary,
+            "provides": result.provides,
+            "notes": result.notes,
+        },
+    )
+
+
+def _manifest(
+    ctx: BuildContext, records: dict[str, dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    layouts = {
+        name: {"stage": name, "file": "coords"} for name in ctx.config.layouts if name in records
+    }
+    scores: dict[str, dict[str, str]] = {}
+    for stage, record in records.items():
+        for score, stem in record.get("provides", {}).get("scores", {}).items():
+            scores[score] = {"stage": stage, "file": stem}
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "explorer_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "n_points": ctx.dataset.n_points,
+        "dim": ctx.dataset.dim,
+        "source": ctx.dataset.source,
+        "roles": ctx.dataset.roles,
+        "config": ctx.config.as_dict(),
+        "stages": records,
+        "layouts": layouts,
+        "scores": scores,
+        "build_seconds": round(seconds, 3),
+    }

@@ -1,0 +1,99 @@
+"""THE contract between building and serving: file names, dtypes, shapes, the version.
+
+A store is a directory::
+
+    my.store/
+      manifest.json              written last; its absence means "incomplete"
+      <stage>/stage.json         one folder per finished stage, renamed into place whole
+      <stage>/<array>.npy        big arrays, opened with memory mapping
+      <stage>/<table>.parquet    tables
+      selections/<name>.npy      selections saved from the app (sorted int64 row indices)
+
+Both sides import this module; nothing else writes file names or dtypes down.
+``docs/store-format.md`` is the human version of this file: change both together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "explorer-projection-store"
+
+MANIFEST = "manifest.json"
+STAGE_META = "stage.json"
+SELECTIONS_DIR = "selections"
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".old-"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """What one stored array must look like. ``shape`` uses 'n' for the point count."""
+
+    dtype: str
+    shape: tuple[str | int, ...]
+    doc: str
+
+
+# stage -> file stem -> spec. Layout and score files are declared by pattern below.
+ARRAYS: dict[str, dict[str, ArraySpec]] = {
+    "validate": {
+        "vectors": ArraySpec("float32", ("n", "d"), "the input vectors, row order = points"),
+        "duplicate_of": ArraySpec(
+            "int64", ("n",), "row of the first identical vector, or -1 when unique"
+        ),
+    },
+    "pca": {
+        "vectors": ArraySpec("float32", ("n", "p"), "vectors projected on the top components"),
+        "components": ArraySpec("float32", ("p", "d"), "principal axes"),
+        "mean": ArraySpec("float32", ("d",), "the input mean removed before projecting"),
+        "explained_variance": ArraySpec("float32", ("p",), "variance along each axis"),
+    },
+    "knn": {
+        "indices": ArraySpec("int32", ("n", "k"), "neighbours, nearest first; column 0 is self"),
+        "distances": ArraySpec("float32", ("n", "k"), "distances to them; column 0 is 0"),
+    },
+    "thumbs": {
+        "cell": ArraySpec("int32", ("n",), "sprite cell of each point (sheet*per_sheet+slot), -1"),
+    },
+}
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "validate": ("points",),
+}
+
+LAYOUT_DTYPE = np.float32
+SCORE_DTYPE = np.float32
+SELECTION_DTYPE = np.int64
+
+# A layout stage "umap" writes "<stage>/coords.npy"; a score "trust:umap" is written by
+# stage "trust" as "trust/umap.npy". Each stage's stage.json lists what it provides.
+LAYOUT_FILE = "coords"
+SPRITE_SHEET = "sheet-{:04d}.png"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,79}$")
+
+
+def check_selection_name(name: str) -> str:
+    """Return ``name`` stripped if it is a valid selection name, else raise ValueError.
+
+    Names become file names, so they are restricted to letters, digits, space, '_', '.',
+    '-' (1-80 characters, not starting with a dot or space).
+    """
+    stripped = name.strip()
+    if not _NAME_RE.match(stripped) or stripped.endswith("."):
+        msg = (
+            f"invalid selection name {name!r}: use 1-80 letters, digits, spaces, '_', '.' "
+            "or '-', starting with a letter or digit"
+        )
+        raise ValueError(msg)
+    return stripped
+
+
+def selection_file(name: str) -> str:
+    """Relative path of a saved selection's file."""
+    return f"{SELECTIONS_DIR}/{check_selection_name(name)}.npy"

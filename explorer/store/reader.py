@@ -1,0 +1,270 @@
+"""Reading a store: read-only, arrays memory-mapped, refused when incomplete or damaged.
+
+Opening checks the manifest, the format version and every file's size against the
+manifest (cheap ``stat`` calls, so opening costs milliseconds whatever the store's size);
+``Store.verify()`` also checks every file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from explorer.errors import (
+    StageMissingError,
+    StoreCorruptError,
+    StoreError,
+    StoreIncompleteError,
+    StoreVersionError,
+)
+from explorer.store.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    SELECTIONS_DIR,
+    STAGE_META,
+)
+from explorer.store.writer import file_digest
+
+
+def load_array(path: Path, *, expected_bytes: int | None = None) -> np.ndarray:
+    """Memory-map one ``.npy`` file read-only, refusing a truncated or damaged one."""
+    if not path.exists():
+        msg = f"{path} is missing; rebuild the store"
+        raise StoreCorruptError(msg)
+    size = path.stat().st_size
+    if expected_bytes is not None and size != expected_bytes:
+        msg = (
+            f"{path} is {size} bytes but the manifest says {expected_bytes}: the file is "
+            "truncated or was changed; rebuild the store"
+        )
+        raise StoreCorruptError(msg)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        msg = f"{path} is not a readable .npy array ({exc}); rebuild the store"
+        raise StoreCorruptError(msg) from exc
+
+
+def read_stage_record(store: Path, stage: str) -> dict[str, Any]:
+    """The ``stage.json`` of a finished stage folder (used while a build is running)."""
+    meta = store / stage / STAGE_META
+    if not meta.exists():
+        msg = f"store {store} has no {stage!r} stage; run explorer build first"
+        raise StageMissingError(msg)
+    record: dict[str, Any] = json.loads(meta.read_text())
+    return record
+
+
+def read_stage_array(store: Path, stage: str, stem: str) -> np.ndarray:
+    """One array of a finished stage, memory-mapped, checked against its stage.json."""
+    record = read_stage_record(store, stage)
+    info = record["files"].get(f"{stem}.npy")
+    if info is None:
+        msg = f"stage {stage!r} in {store} has no array {stem!r}"
+        raise StageMissingError(msg)
+    return load_array(store / stage / f"{stem}.npy", expected_bytes=info["bytes"])
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        msg = f"{path} is not a projection store (no such directory); run explorer build"
+        raise StoreError(msg)
+    mpath = path / MANIFEST
+    if not mpath.exists():
+        msg = (
+            f"{path} is incomplete: it has no {MANIFEST}, so its build did not finish; "
+            "rerun the same explorer build command to resume it"
+        )
+        raise StoreIncompleteError(msg)
+    try:
+        manifest: dict[str, Any] = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{mpath} is not valid JSON ({exc}); rebuild the store"
+        raise StoreCorruptError(msg) from exc
+    if manifest.get("format") != FORMAT_NAME:
+        msg = f"{path} is not a projection store (its manifest has no format {FORMAT_NAME!r})"
+        raise StoreError(msg)
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        msg = (
+            f"{path} has store format version {version}, newer than this explorer reads "
+            f"({FORMAT_VERSION}); upgrade explorer"
+        )
+        raise StoreVersionError(msg)
+    return manifest
+
+
+class Store:
+    """A finished projection store, opened read-only.
+
+    Arrays are memory-mapped, so opening costs milliseconds and many processes or
+    sessions share one copy in the page cache.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = _read_manifest(self.path)
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        for stage, record in self.manifest["stages"].items():
+            for fname, info in record.get("files", {}).items():
+                f = self.path / stage / fname
+                if not f.exists():
+                    msg = f"{f} is missing from the store; rebuild it"
+                    raise StoreCorruptError(msg)
+                if f.stat().st_size != info["bytes"]:
+                    msg = (
+                        f"{f} is {f.stat().st_size} bytes but the manifest says "
+                        f"{info['bytes']}: truncated or changed; rebuild the store"
+                    )
+                    raise StoreCorruptError(msg)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, n_points={self.n_points}, layouts={self.layouts})"
+
+    # -- what is in it -------------------------------------------------------------
+    @property
+    def n_points(self) -> int:
+        """Number of points."""
+        return int(self.manifest["n_points"])
+
+    @property
+    def roles(self) -> dict[str, str | None]:
+        """Column roles: id, label, prediction, loss, image, text (None when absent)."""
+        return dict(self.manifest.get("roles", {}))
+
+    @property
+    def stages(self) -> list[str]:
+        """Names of the stages in the store."""
+        return list(self.manifest["stages"])
+
+    def has_stage(self, name: str) -> bool:
+        """Whether the store has the stage ``name``."""
+        return name in self.manifest["stages"]
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """A stage's record: parameters, versions, seconds, summary, files."""
+        if name not in self.manifest["stages"]:
+            msg = f"store {self.path} has no {name!r} stage; rebuild it with that stage"
+            raise StageMissingError(msg)
+        record: dict[str, Any] = self.manifest["stages"][name]
+        return record
+
+    def array(self, stage: str, stem: str) -> np.ndarray:
+        """A stage's array, memory-mapped read-only."""
+        info = self.stage(stage)["files"].get(f"{stem}.npy")
+        if info is None:
+            msg = f"stage {stage!r} of {self.path} has no array {stem!r}"
+            raise StageMissingError(msg)
+        return load_array(self.path / stage / f"{stem}.npy", expected_bytes=info["bytes"])
+
+    def table(self, stage: str, stem: str) -> pd.DataFrame:
+        """A stage's table, read from Parquet."""
+        if f"{stem}.parquet" not in self.stage(stage)["files"]:
+            msg = f"stage {stage!r} of {self.path} has no table {stem!r}"
+            raise StageMissingError(msg)
+        return pd.read_parquet(self.path / stage / f"{stem}.parquet")
+
+    # -- the public API --------------------------------------------------------------
+    @functools.cached_property
+    def points(self) -> pd.DataFrame:
+        """The point table: the id column and all metadata, in input row order."""
+        return self.table("validate", "points")
+
+    def vectors(self, *, reduced: bool = True) -> NDArray[np.float32]:
+        """The vectors (n, d) float32; the PCA-reduced ones when a pca stage ran."""
+        if reduced and self.has_stage("pca"):
+            return self.array("pca", "vectors")
+        return self.array("validate", "vectors")
+
+    @property
+    def layouts(self) -> list[str]:
+        """Names of the 2-D layouts present, e.g. ``['umap']``."""
+        return list(self.manifest.get("layouts", {}))
+
+    def layout(self, name: str) -> NDArray[np.float32]:
+        """A layout's coordinates, (n, 2) float32."""
+        return self._provided("layouts", name)
+
+    def knn(self) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """The kNN graph: indices int32 (n, k) and distances float32 (n, k); column 0 is self."""
+        return self.array("knn", "indices"), self.array("knn", "distances")
+
+    @property
+    def scores(self) -> list[str]:
+        """Names of the per-point scores present, e.g. ``['trust:umap']``."""
+        return list(self.manifest.get("scores", {}))
+
+    def score(self, name: str) -> NDArray[np.float32]:
+        """A per-point score, (n,) float32, e.g. ``store.score("trust:umap")``."""
+        return self._provided("scores", name)
+
+    def _provided(self, kind: str, name: str) -> np.ndarray:
+        table: dict[str, dict[str, str]] = self.manifest.get(kind, {})
+        if name not in table:
+            have = ", ".join(table) or "none"
+            msg = f"store {self.path} has no {kind[:-1]} {name!r} (it has: {have})"
+            raise StageMissingError(msg)
+        where = table[name]
+        return self.array(where["stage"], where["file"])
+
+    # -- thumbnails ------------------------------------------------------------------
+    @property
+    def has_thumbnails(self) -> bool:
+        """Whether image thumbnails were built."""
+        return self.has_stage("thumbs")
+
+    def thumbnail_cells(self) -> NDArray[np.int32]:
+        """Per point its sprite cell (sheet * per_sheet + slot), or -1 without an image."""
+        return self.array("thumbs", "cell")
+
+    def sprite_sheet_path(self, sheet: int) -> Path:
+        """Path of one sprite sheet PNG."""
+        from explorer.store.format import SPRITE_SHEET
+
+        return self.path / "thumbs" / SPRITE_SHEET.format(sheet)
+
+    # -- saved selections --------------------------------------------------------------
+    def selections(self) -> list[str]:
+        """Names of the selections saved into this store, sorted."""
+        folder = self.path / SELECTIONS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.startswith("."))
+
+    def selection(self, name: str) -> NDArray[np.int64]:
+        """A saved selection's sorted int64 row indices."""
+        from explorer.store.format import check_selection_name, selection_file
+
+        try:
+            rel = selection_file(check_selection_name(name))
+        except ValueError as exc:
+            raise StoreError(str(exc)) from exc
+        path = self.path / rel
+        if not path.exists():
+            have = ", ".join(self.selections()) or "none"
+            msg = f"store {self.path} has no saved selection {name!r} (it has: {have})"
+            raise StageMissingError(msg)
+        arr = np.asarray(load_array(path), dtype=np.int64)
+        if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_points)):
+            msg = f"{path} does not hold row indices of this store; delete it"
+            raise StoreCorruptError(msg)
+        return arr
+
+    # -- integrity -----------------------------------------------------------------------
+    def verify(self) -> None:
+        """Check every file's SHA-256 against the manifest; raise StoreCorruptError if not."""
+        for stage, record in self.manifest["stages"].items():
+            for fname, info in record.get("files", {}).items():
+                f = self.path / stage / fname
+                if file_digest(f) != info["sha256"]:
+                    msg = f"{f} does not match its checksum in the manifest; rebuild the store"
+                    raise StoreCorruptError(msg)

@@ -1,0 +1,42 @@
+"""Session fixtures: small datasets and stores built once by the real pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from explorer.ingest.dataset import InputSpec
+from tests.helpers import TINY_CONFIG, tiny_data, write_vectors_parquet
+
+
+@pytest.fixture(scope="session")
+def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> InputSpec:
+    """The tiny dataset as Parquet, with a PNG per point."""
+    folder = tmp_path_factory.mktemp("tiny")
+    vectors, meta = tiny_data()
+    (folder / "img").mkdir()
+    for i in range(len(meta)):
+        shade = int(255 * i / len(meta))
+        Image.new("L", (6, 6), shade).save(folder / "img" / f"{i:03d}.png")
+    path = write_vectors_parquet(folder / "tiny.parquet", vectors, meta)
+    return InputSpec(
+        path=path,
+        id="pid",
+        label="label",
+        prediction="prediction",
+        image_col="image",
+        image_root=folder,
+        text_col="note",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_input: InputSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dataset built once by the real pipeline."""
+    from explorer.pipeline.runner import build_store
+
+    out = tmp_path_factory.mktemp("stores") / "tiny.store"
+    build_store(tiny_input, out, TINY_CONFIG, show_progress=False)
+    return out
