@@ -174,7 +174,9 @@ class ThumbConfig(_Checked):
 class BuildConfig(_Checked):
     """Everything ``explorer build`` needs besides the input description."""
 
-    seed: int = bounded(0, 0, 2**31 - 1)
+    # None: stages may use every core and differ run to run; an int: reproducible
+    # (umap-learn and LargeVis then run single-threaded).
+    seed: int | None = bounded(None, 0, 2**31 - 1)
     layouts: tuple[str, ...] = ("umap",)
     pca: PcaConfig = field(default_factory=PcaConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
@@ -186,6 +188,11 @@ class BuildConfig(_Checked):
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
     slices: SliceConfig = field(default_factory=SliceConfig)
     thumbs: ThumbConfig = field(default_factory=ThumbConfig)
+
+    @property
+    def reproducible(self) -> bool:
+        """Whether a seed was given, so that every stage must be deterministic."""
+        return self.seed is not None
 
     def check(self) -> None:
         super().check()

@@ -78,7 +78,10 @@ def _add_build(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--pca", type=int, metavar="N", help="first reduce the vectors to N dimensions")
     c.add_argument(
-        "--seed", type=int, default=0, help="random seed: same seed, same store (default: 0)"
+        "--seed",
+        type=int,
+        help="make the build reproducible: the same seed gives the same store (default: "
+        "none, which lets UMAP and LargeVis use every core)",
     )
     c.add_argument("--knn-iters", type=int, metavar="N", help="NN-descent iterations")
     c.add_argument("--knn-candidates", type=int, metavar="N", help="NN-descent candidates")
@@ -130,14 +133,18 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
+    # --debug works before or after the command; SUPPRESS keeps a subcommand's default
+    # from overwriting a --debug given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
     parser = argparse.ArgumentParser(
         prog="explorer",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"explorer {__version__}")
     _add_commands(parser, common)
     return parser

@@ -116,7 +116,7 @@ def knn_graph(
     n_neighbors: int = 15,
     metric: str = "euclidean",
     *,
-    seed: int = 0,
+    seed: int | None = 0,
     n_iters: int | None = None,
     max_candidates: int | None = None,
     n_trees: int | None = None,
@@ -125,7 +125,8 @@ def knn_graph(
 ) -> KnnGraph:
     """The kNN graph of ``x`` (n, d): exact below ``exact_limit`` points, else NN-descent.
 
-    ``n_neighbors`` counts the point itself and is capped at n.
+    ``n_neighbors`` counts the point itself and is capped at n. ``seed=None`` lets
+    NN-descent vary run to run; the exact graph is the same whatever the seed.
     """
     n = x.shape[0]
     k = min(n_neighbors, n)
@@ -150,7 +151,7 @@ def knn_graph(
 
 
 def _nndescent(
-    xp: NDArray[np.float32], k: int, metric: str, seed: int, params: dict[str, int]
+    xp: NDArray[np.float32], k: int, metric: str, seed: int | None, params: dict[str, int]
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
     from pynndescent import NNDescent
 

@@ -17,13 +17,14 @@ def umap_layout(
     min_dist: float = 0.1,
     spread: float = 1.0,
     n_epochs: int | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> NDArray[np.float32]:
     """A 2-D UMAP layout, (n, 2) float32, from the store's kNN graph.
 
     ``x`` is only used for its shape and for umap-learn's checks: the graph comes from
     ``knn_indices`` / ``knn_distances`` (column 0 is the point itself, as umap expects).
-    With a seed umap-learn runs single-threaded and is reproducible.
+    With a seed umap-learn runs single-threaded and is reproducible; ``seed=None``
+    optimises on every core (about twice as fast on two) but differs run to run.
     """
     import umap
 

@@ -71,9 +71,7 @@ def _knn(ctx: BuildContext) -> StageResult:
         n_trees=cfg.n_trees,
         on_progress=lambda f: ctx.progress(0.8 * f),
     )
-    recall = knn_recall(
-        x, graph.indices, cfg.metric, sample=cfg.recall_sample, seed=ctx.config.seed
-    )
+    recall = knn_recall(x, graph.indices, cfg.metric, sample=cfg.recall_sample, seed=ctx.seed)
     ctx.progress(1.0)
     notes = []
     if graph.method == "nndescent" and recall < RECALL_TARGET:

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from explorer import __version__
@@ -100,7 +101,8 @@ def build_store(
     if spec.meta is not None:
         dataset.source["meta_sha256"] = file_digest(spec.meta)
     writer = StoreWriter(out)
-    ctx = BuildContext(config=config, dataset=dataset, store=writer.path)
+    run_seed = int(np.random.default_rng().integers(2**31 - 1))
+    ctx = BuildContext(config=config, dataset=dataset, store=writer.path, run_seed=run_seed)
     plan = [s for s in all_stages() if s.enabled(ctx)]
     planned = {s.name for s in plan}
     report = BuildReport(writer.path, dataset.n_points, dataset.dim)

@@ -42,6 +42,13 @@ class BuildContext:
     dataset: Dataset
     store: Path
     progress: Progress = field(default=lambda _: None)
+    # Drawn once per run when no --seed was given, so stages still get an int.
+    run_seed: int = 0
+
+    @property
+    def seed(self) -> int:
+        """The seed stages use: ``--seed`` when given, else this run's random one."""
+        return self.config.seed if self.config.seed is not None else self.run_seed
 
     @property
     def roles(self) -> dict[str, str | None]:
