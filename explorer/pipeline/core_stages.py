@@ -121,7 +121,7 @@ def _thumbs(ctx: BuildContext) -> StageResult:
 
 
 def core_stages() -> list[Stage]:
-    """validate, pca, knn (layouts come between these and trust), then trust and thumbs."""
+    """validate, pca, knn: what every later stage reads."""
     return [
         Stage(
             "validate",
@@ -149,24 +149,26 @@ def core_stages() -> list[Stage]:
     ]
 
 
-def late_stages() -> list[Stage]:
-    """Stages that run after the layouts."""
-    return [
-        Stage(
-            "trust",
-            _trust,
-            requires=("knn", *LAYOUTS),
-            params=lambda ctx: {"layouts": list(ctx.config.layouts)},
-            libraries=("numpy", "scipy", "numba"),
-            title="neighbourhood preservation per layout",
-        ),
-        Stage(
-            "thumbs",
-            _thumbs,
-            requires=("validate",),
-            params=lambda ctx: {**ctx.config.thumbs.as_dict(), "root": str(ctx.dataset.image_root)},
-            enabled=lambda ctx: ctx.roles.get("image") is not None,
-            libraries=("pillow",),
-            title="image thumbnails",
-        ),
-    ]
+def trust_stage() -> Stage:
+    """Per-layout neighbourhood preservation; runs after every layout."""
+    return Stage(
+        "trust",
+        _trust,
+        requires=("knn", *LAYOUTS),
+        params=lambda ctx: {"layouts": list(ctx.config.layouts)},
+        libraries=("numpy", "scipy", "numba"),
+        title="neighbourhood preservation per layout",
+    )
+
+
+def thumbs_stage() -> Stage:
+    """Sprite sheets of the images, when the dataset has an image column."""
+    return Stage(
+        "thumbs",
+        _thumbs,
+        requires=("validate",),
+        params=lambda ctx: {**ctx.config.thumbs.as_dict(), "root": str(ctx.dataset.image_root)},
+        enabled=lambda ctx: ctx.roles.get("image") is not None,
+        libraries=("pillow",),
+        title="image thumbnails",
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from explorer.pipeline.core_stages import core_stages, late_stages
+from explorer.pipeline.analytic_stages import analytic_stages
+from explorer.pipeline.core_stages import core_stages, thumbs_stage, trust_stage
 from explorer.pipeline.layout_stages import layout_stages
 from explorer.pipeline.stage import Stage
 
 
 def all_stages() -> list[Stage]:
     """Every stage the pipeline knows, in run order (disabled ones are skipped)."""
-    return [*core_stages(), *layout_stages(), *late_stages()]
+    return [*core_stages(), *layout_stages(), trust_stage(), *analytic_stages(), thumbs_stage()]

@@ -207,6 +207,10 @@ class Store:
         """A per-point score, (n,) float32, e.g. ``store.score("trust:umap")``."""
         return self._provided("scores", name)
 
+    def global_intrinsic_dimension(self) -> float:
+        """The dataset's intrinsic dimension (MacKay–Ghahramani MLE over all points)."""
+        return float(self.stage("intrinsic")["summary"]["global_mle"])
+
     def _provided(self, kind: str, name: str) -> np.ndarray:
         table: dict[str, dict[str, str]] = self.manifest.get(kind, {})
         if name not in table:

@@ -51,13 +51,25 @@ def test_round_trip(tiny_store: Path) -> None:
     assert trust.shape == (600,)
     assert 0.0 <= trust.min() <= trust.max() <= 1.0
     assert store.roles["label"] == "label"
+    assert store.scores == ["trust:umap", "lid", "outlier"]
+    # the planted far outlier (the last row) is the top outlier
+    assert int(np.argmax(store.score("outlier"))) == 599
+    assert 3.0 < store.global_intrinsic_dimension() < 9.0
 
 
 def test_manifest_records_each_stage(tiny_store: Path) -> None:
     manifest = json.loads((tiny_store / MANIFEST).read_text())
     assert manifest["format_version"] == 1
     assert manifest["n_points"] == 600
-    assert list(manifest["stages"]) == ["validate", "knn", "umap", "trust", "thumbs"]
+    assert list(manifest["stages"]) == [
+        "validate",
+        "knn",
+        "umap",
+        "trust",
+        "intrinsic",
+        "outliers",
+        "thumbs",
+    ]
     for record in manifest["stages"].values():
         assert len(record["key"]) == 32
         assert record["seconds"] >= 0
@@ -133,7 +145,7 @@ def test_missing_layout_and_score_are_clear(tiny_store: Path) -> None:
     store = explorer.open_store(str(tiny_store))
     with pytest.raises(StageMissingError, match="has no layout 'hmds'"):
         store.layout("hmds")
-    with pytest.raises(StageMissingError, match=r"it has: trust:umap"):
+    with pytest.raises(StageMissingError, match=r"it has: trust:umap, lid, outlier"):
         store.score("nope")
 
 
@@ -173,8 +185,8 @@ def test_interrupt_leaves_no_partial_stage_and_rerun_resumes(
     calls.clear()
     _counting(monkeypatch, calls, fail=None)
     report = build_store(tiny_input, out, TINY_CONFIG, show_progress=False)
-    assert calls == {"trust": 1, "thumbs": 1}
-    assert [s.status for s in report.stages] == ["reused", "reused", "reused", "ran", "ran"]
+    assert calls == {"trust": 1, "intrinsic": 1, "outliers": 1, "thumbs": 1}
+    assert [s.status for s in report.stages] == ["reused"] * 3 + ["ran"] * 4
     fresh, reference = explorer.open_store(str(out)), explorer.open_store(str(tiny_store))
     np.testing.assert_array_equal(fresh.layout("umap"), reference.layout("umap"))
     np.testing.assert_array_equal(fresh.score("trust:umap"), reference.score("trust:umap"))

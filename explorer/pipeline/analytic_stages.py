@@ -1,0 +1,85 @@
+"""Analytic stages: intrinsic dimension and outlier scores, from the stored kNN graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer.compute.intrinsic import (
+    local_intrinsic_dim,
+    mle_global_dimension,
+    smooth_over_neighbors,
+    twonn_dimension,
+)
+from explorer.compute.outliers import choose_scale, outlier_scores, validate_approximation
+from explorer.pipeline.stage import BuildContext, Stage, StageResult
+
+TOP_OUTLIERS = 20
+
+
+def _intrinsic(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.intrinsic
+    indices, distances = ctx.knn()
+    raw = local_intrinsic_dim(distances, cfg.n_neighbors)
+    local = smooth_over_neighbors(raw, indices) if cfg.smooth else raw
+    ctx.progress(0.7)
+    summary = {
+        "global_mle": round(mle_global_dimension(raw), 3),
+        "twonn": round(twonn_dimension(distances), 3),
+        "median_local": round(float(np.median(local)), 3),
+        "p10_local": round(float(np.percentile(local, 10)), 3),
+        "p90_local": round(float(np.percentile(local, 90)), 3),
+    }
+    notes = []
+    if summary["global_mle"] > 10:
+        notes.append(
+            f"intrinsic dimension is high ({summary['global_mle']:.1f}): kNN-based estimates "
+            "read low at high dimension, and 2-D layouts distort such data most"
+        )
+    return StageResult(
+        arrays={"lid": local, "lid_raw": raw},
+        provides={"scores": {"lid": "lid"}},
+        summary=summary,
+        notes=notes,
+    )
+
+
+def _outliers(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.outliers
+    indices, distances = ctx.knn()
+    t = cfg.scale if cfg.scale is not None else choose_scale(distances)
+    scores = outlier_scores(indices, distances, t, on_progress=lambda f: ctx.progress(0.5 * f))
+    summary: dict[str, object] = {"scale": t}
+    if cfg.exact_sample >= 3:
+        corr = validate_approximation(
+            ctx.vectors(), scores, t, sample=cfg.exact_sample, seed=ctx.seed
+        )
+        summary["spearman_vs_exact"] = round(corr, 4)
+    top = np.argsort(-scores, kind="stable")[:TOP_OUTLIERS]
+    summary["top_rows"] = [int(i) for i in top]
+    return StageResult(
+        arrays={"outlier": scores},
+        provides={"scores": {"outlier": "outlier"}},
+        summary=summary,
+    )
+
+
+def analytic_stages() -> list[Stage]:
+    """intrinsic, outliers (the hierarchy and slices follow them)."""
+    return [
+        Stage(
+            "intrinsic",
+            _intrinsic,
+            requires=("knn",),
+            params=lambda ctx: ctx.config.intrinsic.as_dict(),
+            libraries=("numpy",),
+            title="local and global intrinsic dimension",
+        ),
+        Stage(
+            "outliers",
+            _outliers,
+            requires=("vectors", "knn"),
+            params=lambda ctx: {**ctx.config.outliers.as_dict(), "seed": ctx.config.seed},
+            libraries=("numpy", "scipy", "numba"),
+            title="magnitude weighting-vector outlier scores",
+        ),
+    ]
