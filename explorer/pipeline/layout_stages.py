@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from explorer.compute.largevis import largevis_layout
 from explorer.compute.umap_layout import umap_layout
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
 
@@ -26,6 +27,25 @@ def _umap(ctx: BuildContext) -> StageResult:
     return _layout_result(coords)
 
 
+def _largevis(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.largevis
+    indices, distances = ctx.knn()
+    coords = largevis_layout(
+        indices,
+        distances,
+        perplexity=cfg.perplexity,
+        samples_per_point=cfg.samples_per_point,
+        n_negatives=cfg.n_negatives,
+        gamma=cfg.gamma,
+        learning_rate=cfg.learning_rate,
+        seed=ctx.seed,
+        # Hogwild threads are not bit-reproducible: a --seed build runs on one thread.
+        parallel=cfg.parallel and not ctx.config.reproducible,
+        on_progress=ctx.progress,
+    )
+    return _layout_result(coords)
+
+
 def layout_stages() -> list[Stage]:
     """One stage per layout; each runs only when named in ``--layouts``."""
     return [
@@ -37,5 +57,14 @@ def layout_stages() -> list[Stage]:
             enabled=lambda ctx: "umap" in ctx.config.layouts,
             libraries=("umap-learn", "numba"),
             title="UMAP layout",
+        ),
+        Stage(
+            "largevis",
+            _largevis,
+            requires=("knn",),
+            params=lambda ctx: {**ctx.config.largevis.as_dict(), "seed": ctx.config.seed},
+            enabled=lambda ctx: "largevis" in ctx.config.layouts,
+            libraries=("numba", "scipy"),
+            title="LargeVis layout",
         ),
     ]
