@@ -80,6 +80,10 @@ class KnnConfig(_Checked):
     n_iters: int | None = bounded(None, 1, 200)
     max_candidates: int | None = bounded(None, 4, 500)
     n_trees: int | None = bounded(None, 1, 256)
+    # NN-descent builds a graph of factor × n_neighbors and keeps the nearest n_neighbors:
+    # the cheapest way to raise recall on high-dimensional data. None: 2 up to 200k
+    # points, 3 above (docs/benchmarks.md).
+    build_factor: float | None = bounded(None, 1.0, 10.0)
     recall_sample: int = bounded(1000, 0, 100000)
 
     def check(self) -> None:

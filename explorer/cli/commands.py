@@ -24,6 +24,7 @@ def _build_config(args: argparse.Namespace) -> Any:
             n_iters=args.knn_iters,
             max_candidates=args.knn_candidates,
             n_trees=args.knn_trees,
+            build_factor=args.knn_build_factor,
         ),
         umap=UmapConfig(min_dist=args.umap_min_dist, n_epochs=args.umap_epochs),
     )

@@ -69,6 +69,7 @@ def _knn(ctx: BuildContext) -> StageResult:
         n_iters=cfg.n_iters,
         max_candidates=cfg.max_candidates,
         n_trees=cfg.n_trees,
+        build_factor=cfg.build_factor,
         on_progress=lambda f: ctx.progress(0.8 * f),
     )
     recall = knn_recall(x, graph.indices, cfg.metric, sample=cfg.recall_sample, seed=ctx.seed)
@@ -77,8 +78,9 @@ def _knn(ctx: BuildContext) -> StageResult:
     if graph.method == "nndescent" and recall < RECALL_TARGET:
         notes.append(
             f"kNN recall is {recall:.2f} (< {RECALL_TARGET}); for a better graph raise "
-            f"--knn-iters (now {graph.params.get('n_iters')}) or --knn-candidates "
-            f"(now {graph.params.get('max_candidates')})"
+            f"--knn-build-factor (now {graph.params['build_neighbors']} candidates kept "
+            f"for k={graph.params['n_neighbors']}) or --knn-candidates "
+            f"(now {graph.params['max_candidates']})"
         )
     return StageResult(
         arrays={"indices": graph.indices, "distances": graph.distances},
