@@ -165,6 +165,7 @@ class SliceConfig(_Checked):
     quantile_bins: int = bounded(4, 2, 20)
     alpha: float = bounded(0.6, 0.0, 1.0)
     confidence: float = bounded(0.95, 0.5, 0.9999)
+    ignore: tuple[str, ...] = ()  # metadata columns not to slice on
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ class BuildConfig(_Checked):
                 value.check()
 
 
-def parse_layouts(text: str) -> tuple[str, ...]:
-    """``"umap, largevis"`` -> ``("umap", "largevis")``."""
-    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+def parse_layouts(text: str, *, lower: bool = True) -> tuple[str, ...]:
+    """A comma list: ``"umap, largevis"`` -> ``("umap", "largevis")``."""
+    parts = (part.strip() for part in text.split(","))
+    return tuple(p.lower() if lower else p for p in parts if p)

@@ -7,12 +7,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from explorer.cli.report import format_details, human_bytes, table
+from explorer.cli.report import format_details, human_bytes
+from explorer.cli.report import table as table_fmt
 from explorer.errors import InputError
 
 
 def _build_config(args: argparse.Namespace) -> Any:
-    from explorer.config import BuildConfig, KnnConfig, PcaConfig, UmapConfig, parse_layouts
+    from explorer.config import (
+        BuildConfig,
+        KnnConfig,
+        PcaConfig,
+        SliceConfig,
+        UmapConfig,
+        parse_layouts,
+    )
 
     return BuildConfig(
         seed=args.seed,
@@ -27,6 +35,7 @@ def _build_config(args: argparse.Namespace) -> Any:
             build_factor=args.knn_build_factor,
         ),
         umap=UmapConfig(min_dist=args.umap_min_dist, n_epochs=args.umap_epochs),
+        slices=SliceConfig(ignore=parse_layouts(args.slice_ignore, lower=False)),
     )
 
 
@@ -61,7 +70,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         for s in report.stages
     ]
     print(f"\nBuilt {report.store}: {report.n_points:,} points × {report.dim} dims")
-    print(table(["stage", "status", "seconds", "files", "size", "details"], rows, {2, 3, 4}))
+    print(table_fmt(["stage", "status", "seconds", "files", "size", "details"], rows, {2, 3, 4}))
     print(f"total {report.seconds:.1f} s")
     for note in report.notes:
         print(f"note: {note}")
@@ -100,6 +109,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"recall {k.get('recall')}"
         )
     print(f"Saved    {', '.join(store.selections()) or 'no saved selections'}")
+    for line in _analytics_report(store):
+        print(line)
     if args.verify:
         print("Verified every file's checksum.")
     rows = [
@@ -107,8 +118,77 @@ def cmd_info(args: argparse.Namespace) -> int:
         for name, rec in m["stages"].items()
     ]
     print()
-    print(table(["stage", "seconds", "details"], rows, {1}))
+    print(table_fmt(["stage", "seconds", "details"], rows, {1}))
     return 0
+
+
+def _slice_rows(table: Any) -> list[list[str]]:
+    def num(value: Any, fmt: str) -> str:
+        return "" if value != value else format(value, fmt)  # NaN -> blank
+
+    return [
+        [
+            str(r["name"])[:48],
+            str(r["kind"]),
+            f"{int(r['size']):,}",
+            num(r.get("error_rate", float("nan")), ".1%"),
+            num(r.get("lift", float("nan")), ".2f"),
+            num(r.get("lower_bound", float("nan")), ".1%"),
+        ]
+        for _, r in table.iterrows()
+    ]
+
+
+def cmd_slices(args: argparse.Namespace) -> int:
+    """explorer slices STORE: the ranked slice table."""
+    from explorer.store.reader import Store
+
+    store = Store(args.store)
+    table = store.slices(kind=args.kind)
+    if args.csv is not None:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {len(table):,} slices to {args.csv}")
+        return 0
+    head = ["slice", "kind", "size", "error rate", "lift", "lower bound"]
+    print(table_fmt(head, _slice_rows(table.head(args.top)), {2, 3, 4, 5}))
+    if len(table) > args.top:
+        print(f"… {len(table) - args.top} more (--top N, or --csv FILE for all)")
+    return 0
+
+
+def _analytics_report(store: Any) -> list[str]:
+    lines = []
+    if store.has_stage("intrinsic"):
+        s = store.stage("intrinsic")["summary"]
+        lines.append(
+            f"Intrinsic dimension  {s['global_mle']:.1f} (MLE), {s['twonn']:.1f} (TwoNN); "
+            f"local 10-90%: {s['p10_local']:.1f}-{s['p90_local']:.1f} "
+            "(kNN estimates read low at high dimension)"
+        )
+    if store.has_stage("outliers"):
+        s = store.stage("outliers")["summary"]
+        ids = store.points.iloc[s["top_rows"][:5], 0].astype(str).tolist()
+        corr = s.get("spearman_vs_exact", float("nan"))
+        lines.append(
+            f"Outliers             scale t={s['scale']:.3g}, Spearman {corr:.3f} with exact "
+            f"weights; top: {', '.join(ids)}"
+        )
+    if store.has_stage("hierarchy"):
+        s = store.stage("hierarchy")["summary"]
+        nodes = store.hierarchy()
+        top = nodes[nodes["parent"] == 0].sort_values("size", ascending=False)
+        names = ", ".join(f"{r['name']} ({r['size']:,})" for _, r in top.head(4).iterrows())
+        lines.append(
+            f"Hierarchy            {s['n_nodes']:,} nodes, depth {s['max_depth']}, "
+            f"{s['root_children']} top clusters: {names}"
+        )
+    if store.has_stage("slices"):
+        failures = store.slices()
+        failures = failures[failures["kind"] != "saved"].head(5)
+        lines.append("Top slices")
+        head = ["slice", "kind", "size", "error rate", "lift", "lower bound"]
+        lines.append(table_fmt(head, _slice_rows(failures), {2, 3, 4, 5}))
+    return lines
 
 
 def _export_rows(store: Any, args: argparse.Namespace) -> Any:
@@ -124,7 +204,7 @@ def _export_rows(store: Any, args: argparse.Namespace) -> Any:
             msg = f"{args.ids} holds no ids"
             raise InputError(msg)
         return rows_for_ids(store, ids)
-    return store.selection(args.slice)
+    return store.slice_members(args.slice)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -93,6 +93,13 @@ def _add_build(sub: Any, common: argparse.ArgumentParser) -> None:
         help="NN-descent keeps F×K candidates and returns the nearest K; raise it for a "
         "better recall (default: 2 up to 200k points, 3 above)",
     )
+    c.add_argument(
+        "--slice-ignore",
+        default="",
+        metavar="COLS",
+        help="comma list of metadata columns not to slice on (columns that determine the "
+        "error, like a `correct` flag, are found and left out automatically)",
+    )
     c.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default: 0.1)")
     c.add_argument("--umap-epochs", type=int, metavar="N", help="UMAP epochs (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -105,6 +112,16 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     p.add_argument("store", type=Path)
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.add_argument("--verify", action="store_true", help="also check every file's checksum")
+
+    p = sub.add_parser("slices", parents=[common], help="list a store's slices, best first")
+    p.add_argument("store", type=Path)
+    p.add_argument(
+        "--kind",
+        choices=["metadata", "cluster", "failure", "embedding", "saved"],
+        help="only slices of this kind",
+    )
+    p.add_argument("--top", type=int, default=25, help="how many rows (default: 25)")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="write the whole table as CSV")
 
     p = sub.add_parser(
         "export",

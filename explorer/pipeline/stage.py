@@ -68,6 +68,10 @@ class BuildContext:
         """An array of a finished stage, memory-mapped."""
         return read_stage_array(self.store, stage, stem)
 
+    def table(self, stage: str, stem: str) -> pd.DataFrame:
+        """A table of a finished stage."""
+        return pd.read_parquet(self.store / stage / f"{stem}.parquet")
+
     def record(self, stage: str) -> dict[str, Any]:
         """A finished stage's record (its summary, parameters, what it provides)."""
         return read_stage_record(self.store, stage)

@@ -211,6 +211,63 @@ class Store:
         """The dataset's intrinsic dimension (MacKay–Ghahramani MLE over all points)."""
         return float(self.stage("intrinsic")["summary"]["global_mle"])
 
+    # -- hierarchy and slices -----------------------------------------------------------
+    def hierarchy(self) -> pd.DataFrame:
+        """The cluster tree's nodes (DFS pre-order; node 0 is the root), one row each."""
+        return self.table("hierarchy", "nodes")
+
+    def node_members(self, node: int) -> NDArray[np.int64]:
+        """Sorted row indices of a hierarchy node's points."""
+        start, end = self.array("hierarchy", "start"), self.array("hierarchy", "end")
+        if not 0 <= node < len(start):
+            msg = f"store {self.path} has no hierarchy node {node} (0..{len(start) - 1})"
+            raise StageMissingError(msg)
+        order = self.array("hierarchy", "order")
+        return np.sort(np.asarray(order[start[node] : end[node]], dtype=np.int64))
+
+    @functools.cached_property
+    def _slice_table(self) -> pd.DataFrame:
+        table = self.table("slices", "slices")
+        table.insert(0, "slice", np.arange(len(table), dtype=np.int64))
+        return table
+
+    def slices(self, kind: str | None = None) -> pd.DataFrame:
+        """Slices ranked best-first (failure evidence, then lift, then size).
+
+        Columns include ``name``, ``kind`` (metadata, cluster, failure, embedding, saved),
+        ``size``, ``errors``, ``error_rate``, ``lift`` and ``lower_bound`` (the error
+        rate's confidence bound, corrected for the number of slices tried).
+        """
+        table = self._slice_table
+        saved = self.selections()
+        if saved:
+            extra = pd.DataFrame(
+                {
+                    "slice": -1,
+                    "name": saved,
+                    "kind": "saved",
+                    "size": [len(self.selection(s)) for s in saved],
+                }
+            )
+            table = pd.concat([table, extra], ignore_index=True)
+        if kind is not None:
+            table = table[table["kind"] == kind]
+        ranked = table.sort_values(
+            ["lower_bound", "lift", "size"], ascending=False, na_position="last", kind="stable"
+        )
+        return ranked.reset_index(drop=True)
+
+    def slice_members(self, name: str) -> NDArray[np.int64]:
+        """Sorted int64 row indices of a slice, or of a saved selection of that name."""
+        table = self._slice_table
+        hit = table.index[table["name"] == name]
+        if len(hit) == 0:
+            return self.selection(name)
+        i = int(table["slice"].iloc[hit[0]])
+        offsets = self.array("slices", "offsets")
+        members = self.array("slices", "members")
+        return np.asarray(members[offsets[i] : offsets[i + 1]], dtype=np.int64)
+
     def _provided(self, kind: str, name: str) -> np.ndarray:
         table: dict[str, dict[str, str]] = self.manifest.get(kind, {})
         if name not in table:
@@ -255,7 +312,10 @@ class Store:
         path = self.path / rel
         if not path.exists():
             have = ", ".join(self.selections()) or "none"
-            msg = f"store {self.path} has no saved selection {name!r} (it has: {have})"
+            msg = (
+                f"store {self.path} has no slice or saved selection {name!r} "
+                f"(saved: {have}; `explorer slices` lists the slices)"
+            )
             raise StageMissingError(msg)
         arr = np.asarray(load_array(path), dtype=np.int64)
         if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_points)):

@@ -68,6 +68,8 @@ def test_manifest_records_each_stage(tiny_store: Path) -> None:
         "trust",
         "intrinsic",
         "outliers",
+        "hierarchy",
+        "slices",
         "thumbs",
     ]
     for record in manifest["stages"].values():
@@ -185,8 +187,15 @@ def test_interrupt_leaves_no_partial_stage_and_rerun_resumes(
     calls.clear()
     _counting(monkeypatch, calls, fail=None)
     report = build_store(tiny_input, out, TINY_CONFIG, show_progress=False)
-    assert calls == {"trust": 1, "intrinsic": 1, "outliers": 1, "thumbs": 1}
-    assert [s.status for s in report.stages] == ["reused"] * 3 + ["ran"] * 4
+    assert calls == {
+        "trust": 1,
+        "intrinsic": 1,
+        "outliers": 1,
+        "hierarchy": 1,
+        "slices": 1,
+        "thumbs": 1,
+    }
+    assert [s.status for s in report.stages] == ["reused"] * 3 + ["ran"] * 6
     fresh, reference = explorer.open_store(str(out)), explorer.open_store(str(tiny_store))
     np.testing.assert_array_equal(fresh.layout("umap"), reference.layout("umap"))
     np.testing.assert_array_equal(fresh.score("trust:umap"), reference.score("trust:umap"))
