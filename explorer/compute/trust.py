@@ -51,4 +51,5 @@ def layout_trust(
     tree = cKDTree(np.asarray(coords, dtype=np.float64))
     _, low = tree.query(np.asarray(coords, dtype=np.float64), k=min(k + 1, n), workers=-1)
     low = np.asarray(low, dtype=np.int64).reshape(n, -1)
-    return _overlap(np.asarray(knn_indices, dtype=np.int64), low, n_keep)
+    out: NDArray[np.float32] = _overlap(np.asarray(knn_indices, dtype=np.int64), low, n_keep)
+    return out

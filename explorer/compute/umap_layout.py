@@ -46,8 +46,8 @@ def umap_layout(
         warnings.filterwarnings("ignore", message="precomputed_knn\\[2\\]")
         warnings.filterwarnings("ignore", message="n_jobs value")
         warnings.filterwarnings("ignore", message=".*disconnected", category=UserWarning)
-        coords = model.fit_transform(np.asarray(x))
-    coords = np.asarray(coords, dtype=np.float32)
+        fitted = model.fit_transform(np.asarray(x))
+    coords: NDArray[np.float32] = np.asarray(fitted, dtype=np.float32)
     if not np.isfinite(coords).all():
         # umap leaves isolated vertices (e.g. many exact duplicates) at NaN: put them on
         # their first neighbour that has a position.
@@ -58,7 +58,7 @@ def umap_layout(
 def _fill_nonfinite(
     coords: NDArray[np.float32], knn_indices: NDArray[np.int32]
 ) -> NDArray[np.float32]:
-    bad = ~np.isfinite(coords).all(axis=1)
+    bad = np.asarray(~np.isfinite(coords).all(axis=1), dtype=bool)
     good_center = np.nanmedian(np.where(bad[:, None], np.nan, coords), axis=0)
     for i in np.flatnonzero(bad):
         neighbours = [j for j in knn_indices[i, 1:] if not bad[j]]

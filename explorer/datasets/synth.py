@@ -45,10 +45,10 @@ def synth_mixture(
     table = pd.DataFrame(
         {
             "cluster": pd.Categorical.from_codes(
-                cluster, categories=[f"c{c:02d}" for c in range(n_clusters)]
+                cluster, categories=pd.Index([f"c{c:02d}" for c in range(n_clusters)])
             ),
             "group": pd.Categorical.from_codes(
-                parent[cluster], categories=[f"g{p}" for p in range(n_super)]
+                parent[cluster], categories=pd.Index([f"g{p}" for p in range(n_super)])
             ),
             "colour": pd.Categorical(colour),
             "size": pd.Categorical(size),

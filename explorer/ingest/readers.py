@@ -92,7 +92,8 @@ def _list_column_to_matrix(path: Path, col: pa.ChunkedArray, name: str) -> NDArr
         flat = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         msg = f"{path} row {flat // max(width, 1)}, column {name!r}: a value is missing (null)"
         raise InputError(msg)
-    return values.to_numpy(zero_copy_only=False).reshape(n, width)
+    matrix: NDArray[np.floating] = values.to_numpy(zero_copy_only=False).reshape(n, width)
+    return matrix
 
 
 def read_parquet(path: Path, vectors: str | None) -> RawInput:
@@ -179,10 +180,11 @@ def read_table_file(path: Path) -> pd.DataFrame:
 
 def _parquet_table(path: Path) -> pd.DataFrame:
     try:
-        return pq.read_table(path).to_pandas()
+        table: pd.DataFrame = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
         msg = f"{path} is not a readable Parquet file ({exc})"
         raise InputError(msg) from exc
+    return table
 
 
 def read_input(spec: InputSpec) -> RawInput:

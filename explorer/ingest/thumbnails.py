@@ -32,8 +32,8 @@ def image_paths(column: pd.Series, root: Path) -> list[Path | None]:
 
 def _thumbnail(path: Path, size: int) -> Image.Image | None:
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGBA")
+        with Image.open(path) as opened:
+            im = opened.convert("RGBA")
             w, h = im.size
             scale = size / max(w, h)
             new = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -220,10 +220,12 @@ def _slices(ctx: BuildContext) -> StageResult:
         )
     found = concat_slices(parts)
     # Sliceline's one-predicate slices repeat the metadata slices of the same name.
-    kinds, names = found.table["kind"].to_numpy(), found.table["name"].to_numpy()
-    metadata_names = set(names[kinds == "metadata"])
+    kinds, slice_names = found.table["kind"].to_numpy(), found.table["name"].to_numpy()
+    metadata_names = set(slice_names[kinds == "metadata"])
     keep = [
-        i for i in range(len(found)) if not (kinds[i] == "failure" and names[i] in metadata_names)
+        i
+        for i in range(len(found))
+        if not (kinds[i] == "failure" and slice_names[i] in metadata_names)
     ]
     found = found.take(np.asarray(keep, dtype=np.int64))
     out = found.table.copy()

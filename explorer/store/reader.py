@@ -46,10 +46,11 @@ def load_array(path: Path, *, expected_bytes: int | None = None) -> np.ndarray:
         )
         raise StoreCorruptError(msg)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         msg = f"{path} is not a readable .npy array ({exc}); rebuild the store"
         raise StoreCorruptError(msg) from exc
+    return arr
 
 
 def read_stage_record(store: Path, stage: str) -> dict[str, Any]:
