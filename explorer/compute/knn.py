@@ -15,7 +15,9 @@ from explorer.errors import ConfigError
 # Below this many points an exact brute-force graph is faster than NN-descent, whose
 # numba compilation alone costs 20-30 s in every new process, and it has recall 1.
 EXACT_LIMIT = 20_000
-_BLOCK = 2048
+# Exact distances are computed for blocks of query rows against all n points; a block
+# holds at most this many float64 distances (256 MB), whatever n is.
+_BLOCK_ELEMENTS = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ def _prepare(x: NDArray[np.float32], metric: str) -> NDArray[np.float32]:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _sq_dists(block: NDArray[np.float32], x: NDArray[np.float32], x_sq: NDArray[np.float64]):  # type: ignore[no-untyped-def]
+def _sq_dists(
+    block: NDArray[np.float32], x64_t: NDArray[np.float64], x_sq: NDArray[np.float64]
+) -> NDArray[np.float64]:
     b = block.astype(np.float64)
-    d2 = (b * b).sum(axis=1)[:, None] - 2.0 * (b @ x.T.astype(np.float64)) + x_sq[None, :]
-    return np.maximum(d2, 0.0)
+    d2 = b @ x64_t  # (rows, n): the only large temporary
+    d2 *= -2.0
+    d2 += (b * b).sum(axis=1)[:, None]
+    d2 += x_sq[None, :]
+    return np.maximum(d2, 0.0, out=d2)
 
 
 def _to_metric(d2: NDArray[np.float64], metric: str) -> NDArray[np.float64]:
@@ -66,11 +73,13 @@ def exact_neighbors(
     Both inputs must already be prepared for the metric (unit rows for cosine).
     Ties are broken by row number, so the result is deterministic.
     """
-    x_sq = (x.astype(np.float64) ** 2).sum(axis=1)
+    x64_t = np.ascontiguousarray(x.T, dtype=np.float64)
+    x_sq = (x64_t**2).sum(axis=0)
+    block = max(1, min(4096, _BLOCK_ELEMENTS // max(x.shape[0], 1)))
     out_i = np.empty((len(queries), k), dtype=np.int64)
     out_d = np.empty((len(queries), k), dtype=np.float64)
-    for s in range(0, len(queries), _BLOCK):
-        d2 = _sq_dists(queries[s : s + _BLOCK], x, x_sq)
+    for s in range(0, len(queries), block):
+        d2 = _sq_dists(queries[s : s + block], x64_t, x_sq)
         part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < x.shape[0] else None
         cand = part if part is not None else np.tile(np.arange(x.shape[0]), (len(d2), 1))
         cd = np.take_along_axis(d2, cand, axis=1)
