@@ -179,3 +179,23 @@ def test_missing_images_are_a_note_not_an_error(tmp_path: Path) -> None:
     (tmp_path / "imgs").mkdir()
     ds = load_dataset(InputSpec(tmp_path / "v.csv", image_col="img", image_root=tmp_path / "imgs"))
     assert any("8 image files are missing" in note for note in ds.notes)
+
+
+def test_h5ad_vectors_from_x_or_obsm(tmp_path: Path) -> None:
+    anndata = pytest.importorskip("anndata")
+    rng = np.random.default_rng(4)
+    obs = pd.DataFrame({"cell_type": list("abcab" * 4)}, index=[f"cell{i}" for i in range(20)])
+    adata = anndata.AnnData(
+        X=rng.normal(size=(20, 6)).astype(np.float32),
+        obs=obs,
+        obsm={"X_pca": rng.normal(size=(20, 3)).astype(np.float32)},
+    )
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    ds = load_dataset(InputSpec(path, id="obs_name"))
+    assert ds.vectors.shape == (20, 6)
+    assert list(ds.points.columns) == ["obs_name", "cell_type"]
+    ds = load_dataset(InputSpec(path, vectors="X_pca"))
+    np.testing.assert_allclose(ds.vectors, adata.obsm["X_pca"])
+    with pytest.raises(InputError, match=r"has no \.obsm\['nope'\]"):
+        load_dataset(InputSpec(path, vectors="nope"))
