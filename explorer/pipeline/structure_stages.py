@@ -68,8 +68,10 @@ def _node_table(ctx: BuildContext, tree: Tree) -> pd.DataFrame:
     stats = node_label_stats(tree, label, prediction)
     lid_raw = np.asarray(ctx.array("intrinsic", "lid_raw"), dtype=np.float64)
     inverse = node_means(tree, np.where(lid_raw > 0, 1.0 / np.maximum(lid_raw, 1e-12), np.nan))
-    classes = stats["classes"]
-    dominant = np.asarray(stats["dominant"])
+    m = tree.n_nodes
+    classes = stats.get("classes", np.array([]))
+    dominant = np.asarray(stats.get("dominant", np.full(m, -1)))
+    nan = np.full(m, np.nan, dtype=np.float32)
     table = pd.DataFrame(
         {
             "node": np.arange(tree.n_nodes, dtype=np.int64),
@@ -78,8 +80,8 @@ def _node_table(ctx: BuildContext, tree: Tree) -> pd.DataFrame:
             "size": tree.size,
             "name": _names(ctx, tree),
             "dominant_label": [str(classes[d]) if d >= 0 else None for d in dominant],
-            "dominant_share": stats["dominant_share"],
-            "label_entropy": stats["entropy"],
+            "dominant_share": stats.get("dominant_share", nan),
+            "label_entropy": stats.get("entropy", nan),
             "errors": stats["errors"],
             "error_rate": stats["error_rate"],
             "intrinsic_dim": np.where(inverse > 0, 1.0 / inverse, np.nan).astype(np.float32),
