@@ -1,0 +1,227 @@
+"""Analytic stages: accuracy on known answers, and time and memory at scale.
+
+    python benchmarks/analytics.py --sizes 1e5,1e6
+
+Accuracy: intrinsic dimension of manifolds of known dimension; outlier AUROC beside
+scikit-learn's LocalOutlierFactor and IsolationForest on planted outliers; the rank of a
+planted failure slice and Domino's precision@10 for one planted in embedding space only.
+Scale: each stage's compute on a synthetic 64-d mixture, each in a fresh process (time,
+and the process's peak memory, its inputs and imported libraries included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _exact_knn(x: np.ndarray, k: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    from explorer.compute.knn import knn_graph
+
+    g = knn_graph(x.astype(np.float32), k)
+    return g.indices, g.distances
+
+
+def intrinsic_accuracy() -> list[tuple[str, float, float, float]]:
+    """(manifold, true dimension, MLE, TwoNN)."""
+    from explorer.compute.intrinsic import mle_global_dimension, twonn_dimension
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    theta = rng.uniform(0, 2 * np.pi, n)
+    sphere = rng.normal(size=(n, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    rotation, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    cases = {
+        "circle in R^2": (np.c_[np.cos(theta), np.sin(theta)], 1),
+        "sphere S^2 in R^10": (np.c_[sphere, np.zeros((n, 7))] @ rotation, 2),
+        "cube [0,1]^5": (rng.uniform(size=(n, 5)), 5),
+        "cube [0,1]^10": (rng.uniform(size=(n, 10)), 10),
+        "Gaussian in R^20": (rng.normal(size=(n, 20)), 20),
+    }
+    rows = []
+    for name, (x, true) in cases.items():
+        _, dist = _exact_knn(x, 21)
+        rows.append((name, true, mle_global_dimension(dist), twonn_dimension(dist)))
+    return rows
+
+
+def outlier_accuracy() -> list[tuple[str, float, float, float]]:
+    """(method, AUROC all, scattered only, micro-cluster only) on planted data."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.metrics import roc_auc_score
+    from sklearn.neighbors import LocalOutlierFactor
+
+    from explorer.compute.outliers import choose_scale, outlier_scores
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=12, size=(3, 10))
+    inliers = np.vstack(
+        [rng.normal(c, s, size=(900, 10)) for c, s in zip(centres, (1.0, 2.2, 5.0), strict=True)]
+    )
+    scattered = rng.uniform(-40, 40, size=(60, 10))
+    micro = rng.normal(60, 0.05, size=(25, 10))
+    x = np.vstack([inliers, scattered, micro])
+    kind = np.r_[np.zeros(len(inliers)), np.ones(60), np.full(25, 2)]
+    idx, dist = _exact_knn(x, 15)
+    scores = {
+        "ours (weighting-vector spread)": outlier_scores(idx, dist, choose_scale(dist)),
+        "LocalOutlierFactor (k=20)": -LocalOutlierFactor(20).fit(x).negative_outlier_factor_,
+        "IsolationForest": -IsolationForest(random_state=0).fit(x).score_samples(x),
+    }
+    rows = []
+    for name, s in scores.items():
+        aucs = [roc_auc_score(kind > 0, s)]
+        for k in (1, 2):
+            keep = (kind == 0) | (kind == k)
+            aucs.append(roc_auc_score(kind[keep] > 0, s[keep]))
+        rows.append((name, *aucs))
+    return rows
+
+
+def slice_recovery() -> list[tuple[str, str, float]]:
+    """(planted slice, its rank among failure slices, precision@10)."""
+    from explorer.compute.slice_embedding import embedding_slices
+    from explorer.compute.slice_search import sliceline
+    from explorer.datasets.synth import synth_mixture
+
+    x, meta = synth_mixture(100_000, 32, seed=3)
+    errors = (meta["label"] != meta["prediction"]).to_numpy(dtype=float)
+    table = meta.drop(columns=["prediction"])
+    found = sliceline(table, errors)
+    names = found.table["name"].tolist()
+    target = "colour=red & size=small"
+    rank = names.index(target) + 1 if target in names else 0
+    rows = [(f"metadata: {target}", str(rank or "not found"), float("nan"))]
+    # A failure defined only in embedding space: a small blob whose points err 60% of the time.
+    rng = np.random.default_rng(4)
+    blob = rng.choice(len(x), 1500, replace=False)
+    x = x.copy()
+    x[blob] = rng.normal(25.0, 0.5, size=(len(blob), x.shape[1]))
+    errors = np.where(rng.random(len(x)) < 0.03, 1.0, 0.0)
+    errors[blob] = (rng.random(len(blob)) < 0.6).astype(float)
+    emb = embedding_slices(x, errors, seed=0)
+    first = emb.examples[0]
+    precision = float(np.isin(first[first >= 0][:10], blob).mean())
+    rows.append(("embedding-only blob (1.5% of points)", "1", precision))
+    return rows
+
+
+# -- scale: one stage per child process ------------------------------------------------
+STAGES = ("intrinsic", "outliers", "hierarchy", "slices")
+
+
+def _child(stage: str, data: str) -> dict[str, float]:
+    arrays = np.load(data)
+    x, idx, dist = arrays["x"], arrays["idx"], arrays["dist"]
+    meta = pd.read_parquet(Path(data).with_suffix(".parquet"))
+    t0 = time.perf_counter()
+    if stage == "intrinsic":
+        from explorer.compute.intrinsic import (
+            local_intrinsic_dim,
+            mle_global_dimension,
+            smooth_over_neighbors,
+            twonn_dimension,
+        )
+
+        raw = local_intrinsic_dim(dist)
+        smooth_over_neighbors(raw, idx)
+        mle_global_dimension(raw)
+        twonn_dimension(dist)
+    elif stage == "outliers":
+        from explorer.compute.outliers import choose_scale, outlier_scores, validate_approximation
+
+        t = choose_scale(dist)
+        validate_approximation(x, outlier_scores(idx, dist, t), t, sample=2000)
+    elif stage == "hierarchy":
+        from explorer.compute.hierarchy import node_representatives, recursive_kmeans
+        from explorer.compute.hierarchy_stats import node_label_stats, node_names
+
+        tree = recursive_kmeans(x, seed=0)
+        node_representatives(x, tree)
+        node_label_stats(tree, meta["label"], meta["prediction"])
+        node_names(tree, meta.drop(columns=["prediction"]))
+    else:
+        from explorer.compute.slice_embedding import embedding_slices
+        from explorer.compute.slice_metadata import metadata_slices
+        from explorer.compute.slice_search import sliceline
+
+        errors = (meta["label"] != meta["prediction"]).to_numpy(dtype=float)
+        table = meta.drop(columns=["prediction"])
+        metadata_slices(table, errors=errors)
+        sliceline(table, errors)
+        embedding_slices(x, errors, seed=0)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    inputs = x.nbytes + idx.nbytes + dist.nbytes
+    return {"seconds": seconds, "peak_gb": peak / 1024**2, "inputs_gb": inputs / 1024**3}
+
+
+def scale_rows(sizes: list[int]) -> list[tuple[int, str, float, float, float]]:
+    from explorer.compute.knn import knn_graph
+    from explorer.datasets.synth import synth_mixture
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            x, meta = synth_mixture(n, 64, seed=0)
+            g = knn_graph(x, 15, build_factor=1.0)  # graph quality barely matters here
+            data = Path(tmp) / f"d{n}.npz"
+            np.savez(data, x=x, idx=g.indices, dist=g.distances)
+            meta.to_parquet(data.with_suffix(".parquet"))
+            for stage in STAGES:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", stage, str(data)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append((n, stage, r["seconds"], r["peak_gb"], r["inputs_gb"]))
+                print(f"  {n:,} {stage}: {r['seconds']:.1f} s, {r['peak_gb']:.2f} GB", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e5", help="comma list of point counts for scale")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(*args.child)))
+        return
+    print(f"command: python benchmarks/analytics.py --sizes {args.sizes}\n")
+    print("| manifold | true dimension | MLE | TwoNN |\n|---|---|---|---|")
+    for name, true, mle, two in intrinsic_accuracy():
+        print(f"| {name} | {true} | {mle:.2f} | {two:.2f} |")
+    print(
+        "\n| outlier method | AUROC all | scattered only | micro-cluster only |\n|---|---|---|---|"
+    )
+    for name, a, b, c in outlier_accuracy():
+        print(f"| {name} | {a:.3f} | {b:.3f} | {c:.3f} |")
+    print("\n| planted slice | rank | precision@10 |\n|---|---|---|")
+    for name, rank, p10 in slice_recovery():
+        print(f"| {name} | {rank} | {'' if p10 != p10 else f'{p10:.2f}'} |")
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    rows = scale_rows(sizes)
+    print("\n| n | stage | seconds | process peak RSS (GB) | of which inputs (GB) |")
+    print("|---|---|---|---|---|")
+    for n, stage, s, gb, inputs in rows:
+        print(f"| {n:,} | {stage} | {s:.1f} | {gb:.2f} | {inputs:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
