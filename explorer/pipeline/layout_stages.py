@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from explorer.compute.hmds import hmds_layout
 from explorer.compute.largevis import largevis_layout
 from explorer.compute.umap_layout import umap_layout
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
@@ -46,6 +47,30 @@ def _largevis(ctx: BuildContext) -> StageResult:
     return _layout_result(coords)
 
 
+def _hmds(ctx: BuildContext) -> StageResult:
+    cfg = ctx.config.hmds
+    indices, distances = ctx.knn()
+    result = hmds_layout(
+        ctx.vectors(),
+        indices,
+        distances,
+        n_landmarks=cfg.n_landmarks,
+        distance=cfg.distance,
+        refine_steps=cfg.refine_steps,
+        seed=ctx.seed,
+        on_progress=ctx.progress,
+    )
+    return StageResult(
+        arrays={"coords": result.coords, "landmarks": result.landmarks},
+        summary={
+            "geometry": "poincare",
+            "tau": result.tau,
+            "distortion": round(result.distortion, 4),
+            "distortion_plain_hmds": round(result.distortion_mds, 4),
+        },
+    )
+
+
 def layout_stages() -> list[Stage]:
     """One stage per layout; each runs only when named in ``--layouts``."""
     return [
@@ -66,5 +91,14 @@ def layout_stages() -> list[Stage]:
             enabled=lambda ctx: "largevis" in ctx.config.layouts,
             libraries=("numba", "scipy"),
             title="LargeVis layout",
+        ),
+        Stage(
+            "hmds",
+            _hmds,
+            requires=("vectors", "knn"),
+            params=lambda ctx: {**ctx.config.hmds.as_dict(), "seed": ctx.config.seed},
+            enabled=lambda ctx: "hmds" in ctx.config.layouts,
+            libraries=("numpy", "scipy", "numba"),
+            title="hyperbolic h-MDS layout (Poincaré disk)",
         ),
     ]
