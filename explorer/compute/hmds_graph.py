@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from explorer.compute._numba import njit, prange
+from explorer.jit import njit, prange
 
 N_ANCHORS = 6  # landmarks each point is placed from (3 unknowns in the 2-D Lorentz model)
 EXACT_LIMIT = 4_000_000  # landmarks × points up to which Dijkstra runs from every landmark

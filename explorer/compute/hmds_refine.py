@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.compute._numba import njit, prange
 from explorer.compute.hmds_graph import LandmarkDistances
 from explorer.compute.hyperbolic import MAX_RADIUS, poincare_to_tangent, tangent_to_poincare
+from explorer.jit import njit, prange
 
 Progress = Callable[[float], None] | None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from explorer.compute._numba import njit, prange
+from explorer.jit import njit, prange
 
 _LLOYD_ITERS = 25
 

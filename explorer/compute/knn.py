@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from explorer.compute._numba import njit, prange
 from explorer.errors import ConfigError
+from explorer.jit import njit, prange
 
 # Below this many points an exact brute-force graph is faster than NN-descent, whose
 # numba compilation alone costs 20-30 s in every new process, and it has recall 1.

@@ -21,8 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from explorer.compute._numba import njit, prange
 from explorer.errors import ConfigError, InputError
+from explorer.jit import njit, prange
 
 # A row's perplexity is capped at this share of its neighbours (self excluded). The reference
 # code pairs perplexity 50 with K = 150 (a third), but on k = 15 graphs a third leaves about

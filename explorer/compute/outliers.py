@@ -27,8 +27,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.spatial.distance import cdist
 from scipy.stats import pearsonr, spearmanr
 
-from explorer.compute._numba import njit, prange
 from explorer.errors import ConfigError
+from explorer.jit import njit, prange
 
 # Z is dense float64: 20,000 points is 3.2 GB and about a minute on two cores.
 MAX_EXACT_POINTS = 20_000

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.compute._numba import njit, prange
 from explorer.compute.slices import N_EXAMPLES, SliceSet, check_errors, make_slices
 from explorer.errors import InputError
+from explorer.jit import njit, prange
 
 _EM_ITERS = 100
 _EM_TOL = 1e-4  # nats per point, as sklearn's GaussianMixture measures convergence

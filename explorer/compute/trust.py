@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from explorer.compute._numba import njit, prange
+from explorer.jit import njit, prange
 
 
 @njit(parallel=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.render._numba import njit
+from explorer.jit import njit
 
 
 @njit(inline="always")

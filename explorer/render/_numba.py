@@ -1,10 +1,9 @@
 """The numba ``njit`` wrapper of ``explorer.render`` and the threads that run its kernels.
 
-The serve side must not import ``explorer.compute`` (the "serve never builds" import
-contract), so this mirrors ``explorer/compute/_numba.py`` and its policy: ``cache=True``
-so compiled kernels survive between server processes, ``nogil=True`` so kernels run in
-parallel Python threads and beside Bokeh's event loop, and no ``fastmath``: pixel assignment
-and hit-tests must give the same answer as Datashader and as a plain float64 reference.
+``njit`` is the project's wrapper (``explorer.jit``): ``cache=True`` so compiled kernels
+survive between server processes, ``nogil=True`` so kernels run in parallel Python threads
+and beside Bokeh's event loop, and no ``fastmath``: pixel assignment and hit-tests must
+give the same answer as Datashader and as a plain float64 reference.
 
 Kernels here are serial over one chunk; ``run_chunks`` runs the chunks on a small shared
 thread pool. We do not use ``prange``: on these shared 2-core machines numba's OpenMP
@@ -15,33 +14,15 @@ Sleeping pool threads woken per frame do not have that problem.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
-
 _MAX_WORKERS = 8
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-
-
-def njit(*args: Any, **kwargs: Any) -> Any:
-    """``numba.njit`` with the project's defaults (``cache=True``, ``nogil=True``).
-
-    Use bare (``@njit``) or with options (``@njit(parallel=True)``).
-    """
-    options: dict[str, Any] = {"cache": True, "nogil": True, **kwargs}
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        return numba.njit(**options)(args[0])  # noqa: TID251 - this is the wrapper
-    return functools.partial(_jit_with, options)
-
-
-def _jit_with(options: dict[str, Any], func: Callable[..., Any]) -> Any:
-    return numba.njit(**options)(func)  # noqa: TID251 - this is the wrapper
 
 
 def n_workers() -> int:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from PIL import ImageColor
 
 from explorer.errors import ConfigError
-from explorer.render._numba import njit
+from explorer.jit import njit
 
 HOWS: tuple[str, ...] = ("eq_hist", "log", "cbrt", "linear")
 # Counts: colorcet "blues" without its near-white start, so one point shows on white.

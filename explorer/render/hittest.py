@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.errors import InputError
-from explorer.render._numba import n_workers, njit, run_chunks
+from explorer.jit import njit
+from explorer.render._numba import n_workers, run_chunks
 from explorer.render.index import PointIndex, split_spans
 
 # Below this many points one thread beats waking the pool.

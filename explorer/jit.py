@@ -1,4 +1,7 @@
-"""The one numba ``njit`` wrapper every kernel in ``explorer.compute`` uses.
+"""The one numba ``njit`` wrapper every kernel of the project uses.
+
+It lives outside ``explorer.compute`` and ``explorer.render`` so that both sides share it
+while neither imports the other (the import contracts in pyproject.toml).
 
 Policy: ``cache=True`` so the compiled code survives between processes (numba costs
 seconds per kernel to compile), ``nogil=True`` so kernels can run beside other threads,
