@@ -29,7 +29,7 @@ store: $(STORE)/manifest.json
 $(STORE)/manifest.json: $(SAMPLE)/digits.parquet
 	$(BIN)/explorer build $(SAMPLE)/digits.parquet --out $(STORE) \
 	    --id id --label label --prediction prediction \
-	    --image-col image --image-root $(SAMPLE) --seed 0
+	    --image-col image --image-root $(SAMPLE) --layouts umap,largevis,hmds --seed 0
 
 demo: store
 	$(BIN)/explorer demo --store $(STORE)
