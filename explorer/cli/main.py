@@ -1,4 +1,4 @@
-"""Command line: ``explorer build | info | export | synth | sample``.
+"""Command line: ``explorer build | info | export | synth | sample | serve | demo``.
 
 ``explorer.cli`` is the only package that prints or exits. An ``ExplorerError`` becomes
 one line on stderr and exit code 2; ``--debug`` shows the traceback instead. Heavy
@@ -27,6 +27,8 @@ An explorer for embedding datasets.
   explorer export my.store --slice NAME --out x.parquet
   explorer synth --n 1000000 --out big.parquet     synthetic data for scale tests
   explorer sample --out sample_data/digits         the digits sample dataset
+  explorer serve my.store                          open the app on a store
+  explorer demo                                    build the sample store and serve it
 """
 
 
@@ -154,6 +156,10 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     p = sub.add_parser("sample", parents=[common], help="write the digits sample dataset")
     p.add_argument("--out", type=Path, default=Path("sample_data/digits"))
 
+    from explorer.cli.serve import add_serve_commands
+
+    add_serve_commands(sub, common)
+
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
@@ -199,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from explorer.cli import commands
+    if args.command in ("serve", "demo"):
+        from explorer.cli import serve as commands
+    else:
+        from explorer.cli import commands  # type: ignore[no-redef]
 
     handler = getattr(commands, f"cmd_{args.command}")
     result: int = handler(args)

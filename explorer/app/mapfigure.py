@@ -1,0 +1,139 @@
+"""The Bokeh figure of the map: an image of the points, plus the few glyphs drawn on top.
+
+The points themselves are never sent to the browser: one ``image_url`` glyph shows the
+server's PNG frame. An invisible, empty scatter gives the box and lasso tools a renderer to
+act on (their geometry comes back to the server as ``SelectionGeometry`` events); a second
+invisible glyph holds the layout's corners so the ranges (``DataRange1d`` with
+``match_aspect``) know the extent and Reset returns to it. Small sources draw the hovered
+and pinned points, the pinned point's neighbours and the Poincaré disk boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import colorcet
+from bokeh.models import (
+    BoxSelectTool,
+    BoxZoomTool,
+    ColumnDataSource,
+    CustomJS,
+    DataRange1d,
+    LassoSelectTool,
+    LinearColorMapper,
+    PanTool,
+    ResetTool,
+    WheelZoomTool,
+)
+from bokeh.models.annotations import ColorBar
+from bokeh.models.renderers import GlyphRenderer
+from bokeh.plotting import figure
+
+PIN_COLOR = "#111111"
+NEIGHBOUR_COLOR = "#ff7f0e"
+HOVER_COLOR = "#555555"
+
+
+@dataclass
+class MapFigure:
+    """The figure and the sources the map pane updates."""
+
+    fig: figure
+    x_range: DataRange1d
+    y_range: DataRange1d
+    image: ColumnDataSource  # url, x, y, w, h of the current frame
+    bounds: ColumnDataSource  # x, y of the layout's two corners
+    pinned: ColumnDataSource  # x, y of the pinned point
+    neighbours: ColumnDataSource  # x, y of its kNN
+    links: ColumnDataSource  # xs, ys segments pinned -> neighbour
+    hovered: ColumnDataSource  # x, y of the hovered point
+    disk: GlyphRenderer[Any]  # the unit circle (hmds layouts)
+    color_bar: ColorBar
+    color_mapper: LinearColorMapper
+
+
+def _empty_xy() -> ColumnDataSource:
+    return ColumnDataSource({"x": [], "y": []})
+
+
+def _base_figure(x_range: DataRange1d, y_range: DataRange1d) -> figure:
+    """An empty, responsive, equal-aspect figure with the map's tools and quiet axes."""
+    pan, wheel = PanTool(), WheelZoomTool()
+    fig = figure(
+        x_range=x_range,
+        y_range=y_range,
+        match_aspect=True,
+        sizing_mode="stretch_both",
+        min_height=420,
+        tools=[
+            pan, wheel, BoxZoomTool(match_aspect=True),
+            BoxSelectTool(description="Box select (exact, on the server)"),
+            LassoSelectTool(description="Lasso select (exact, on the server)"),
+            ResetTool(),
+        ],
+        active_drag=pan,
+        active_scroll=wheel,
+        toolbar_location="right",
+        output_backend="canvas",
+        # Report the new ranges 50 ms after a wheel zoom pauses (Bokeh waits 500 ms by
+        # default), so the re-rendered frame follows the zoom quickly.
+        lod_timeout=50,
+        background_fill_color="#ffffff",
+        border_fill_color="#ffffff",
+        outline_line_color="#dddddd",
+    )  # fmt: skip
+    fig.grid.visible = False
+    fig.axis.major_label_text_color = "#999999"
+    fig.axis.axis_line_color = "#dddddd"
+    fig.axis.major_tick_line_color = "#dddddd"
+    fig.axis.minor_tick_line_color = None
+    fig.toolbar.logo = None
+    return fig
+
+
+def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
+    """A responsive figure over ``extent`` ``(x0, x1, y0, y1)`` with the map's tools."""
+    x0, x1, y0, y1 = extent
+    x_range, y_range = DataRange1d(range_padding=0), DataRange1d(range_padding=0)
+    fig = _base_figure(x_range, y_range)
+    bounds = ColumnDataSource({"x": [x0, x1], "y": [y0, y1]})
+    corners = fig.scatter("x", "y", source=bounds, alpha=0, size=1)
+    x_range.renderers = [corners]
+    y_range.renderers = [corners]
+    image = ColumnDataSource({"url": [""], "x": [x0], "y": [y0], "w": [x1 - x0], "h": [y1 - y0]})
+    fig.image_url(url="url", x="x", y="y", w="w", h="h", anchor="bottom_left", source=image)
+    # The select tools need a renderer; the server does the hit-testing on its points.
+    target = fig.scatter("x", "y", source=_empty_xy(), alpha=0)
+    for tool in fig.toolbar.tools:
+        if isinstance(tool, BoxSelectTool | LassoSelectTool):
+            tool.renderers = [target]
+    disk = fig.circle(
+        x=[0.0], y=[0.0], radius=1.0, fill_alpha=0, line_color="#888888", line_dash="dashed"
+    )
+    disk.visible = False
+    links = ColumnDataSource({"xs": [], "ys": []})
+    fig.multi_line("xs", "ys", source=links, line_color=NEIGHBOUR_COLOR, line_alpha=0.7)
+    neighbours, pinned, hovered = _empty_xy(), _empty_xy(), _empty_xy()
+    for source, size, color in ((neighbours, 9, NEIGHBOUR_COLOR), (pinned, 15, PIN_COLOR),
+                                (hovered, 12, HOVER_COLOR)):  # fmt: skip
+        fig.scatter(
+            "x", "y", source=source, size=size, line_color=color, fill_alpha=0, line_width=2
+        )
+    mapper = LinearColorMapper(palette=list(colorcet.palette["bmy"]), low=0, high=1)
+    color_bar = ColorBar(color_mapper=mapper, width=10, visible=False, title_text_font_size="11px")
+    fig.add_layout(color_bar, "right")
+    # A new layout changes the corners: reset the view to them (the reset also reports the
+    # new ranges, which renders the first frame of the new layout at the right size).
+    bounds.js_on_change("data", CustomJS(args={"plot": fig}, code="plot.reset.emit()"))
+    return MapFigure(
+        fig, x_range, y_range, image, bounds, pinned, neighbours, links, hovered, disk,
+        color_bar, mapper,
+    )  # fmt: skip
+
+
+def palette_of(cmap: str | tuple[str, ...]) -> list[str]:
+    """A Bokeh palette (list of hex colours) for a colorcet name or a colour tuple."""
+    if isinstance(cmap, str):
+        return list(colorcet.palette[cmap])
+    return list(cmap)

@@ -1,0 +1,145 @@
+"""Small HTML fragments for the panes, with every piece of metadata escaped.
+
+Metadata is untrusted input (a label may be ``<script>…</script>`` or ``<img onerror=…>``):
+everything from the store goes through ``html.escape`` here, and only these builders make
+HTML, so the rule is kept in one place. Data URIs are produced by us (base64 PNG), and
+colours by the palette, so they go into attributes as they are after a format check.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import panel as pn
+
+_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+_URI_RE = re.compile(r"^data:image/png;base64,[A-Za-z0-9+/=]*$")
+
+# Given to every HTML pane as a stylesheet (its shadow root), so fragments stay small.
+STYLESHEET = """
+.ex-card { font-size: 13px; line-height: 1.35; }
+.ex-card table { border-collapse: collapse; width: 100%; }
+.ex-card td { padding: 1px 4px; vertical-align: top; overflow-wrap: anywhere; }
+.ex-card td.k { color: #666; white-space: nowrap; }
+.ex-thumb { image-rendering: pixelated; border: 1px solid #ddd; background: #fff; }
+.ex-grid { display: flex; flex-wrap: wrap; gap: 3px; }
+.ex-grid .ex-snip { font-size: 11px; width: 150px; max-height: 48px; overflow: hidden;
+  border: 1px solid #eee; padding: 2px; white-space: pre-wrap; }
+.ex-bar { display: inline-block; height: 8px; background: #4c78a8; vertical-align: middle; }
+.ex-bar.all { background: #bbb; }
+.ex-muted { color: #777; }
+.ex-sw { display: inline-block; width: 11px; height: 11px; border-radius: 2px;
+  margin-right: 5px; vertical-align: middle; }
+"""
+
+
+def html_pane(text: str = "", **params: Any) -> pn.pane.HTML:
+    """An HTML pane styled for these fragments (give it only what these builders make)."""
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.HTML(text, stylesheets=[STYLESHEET], **params)  # type: ignore[no-untyped-call]
+
+
+def esc(value: object) -> str:
+    """Any value as HTML-escaped text."""
+    return html.escape(str(value), quote=True)
+
+
+def _color(value: str) -> str:
+    return value if _COLOR_RE.match(value) else "#999999"
+
+
+def img_tag(uri: str | None, size: int, title: str = "") -> str:
+    """An ``<img>`` of a thumbnail data URI (empty string when there is none)."""
+    if uri is None or not _URI_RE.match(uri):
+        return ""
+    return (
+        f'<img class="ex-thumb" src="{uri}" width="{int(size)}" height="{int(size)}" '
+        f'title="{esc(title)}" alt="{esc(title)}">'
+    )
+
+
+def legend(entries: Iterable[tuple[str, str, int]], title: str) -> str:
+    """A categorical legend: swatch, label and count per entry (label, colour, count)."""
+    rows = "".join(
+        f'<div><span class="ex-sw" style="background:{_color(c)}"></span>{esc(label)} '
+        f'<span class="ex-muted">{count:,}</span></div>'
+        for label, c, count in entries
+    )
+    return f'<div class="ex-card"><b>{esc(title)}</b>{rows}</div>'
+
+
+def note(text: str) -> str:
+    """A short muted line of text."""
+    return f'<div class="ex-card ex-muted">{esc(text)}</div>'
+
+
+@dataclass(frozen=True)
+class PointView:
+    """What the point card shows about one point."""
+
+    heading: str
+    record: dict[str, str]
+    thumbnail: str | None = None
+    text: str | None = None
+
+
+def point_card(point: PointView, neighbours: Sequence[tuple[str, str | None, float]] = ()) -> str:
+    """The hover/pinned card: heading, thumbnail or text, metadata table, neighbours.
+
+    neighbours : (id, thumbnail URI or None, distance) of the pinned point's kNN.
+    """
+    parts = ['<div class="ex-card">', f"<b>{esc(point.heading)}</b><br>"]
+    if point.thumbnail:
+        parts.append(img_tag(point.thumbnail, 96))
+    if point.text:
+        parts.append(f'<div class="ex-snip">{esc(point.text)}</div>')
+    rows = "".join(
+        f'<tr><td class="k">{esc(k)}</td><td>{esc(v)}</td></tr>' for k, v in point.record.items()
+    )
+    parts.append(f"<table>{rows}</table>")
+    if neighbours:
+        parts.append(f"<div><b>{len(neighbours)} nearest neighbours</b> (high-D distance)</div>")
+        items = []
+        for name, uri, dist in neighbours:
+            pic = img_tag(uri, 32, f"{name} ({dist:.3g})")
+            items.append(pic or f'<span class="ex-snip">{esc(name)} ({dist:.3g})</span>')
+        parts.append(f'<div class="ex-grid">{"".join(items)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def value_table(column: str, rows: Sequence[tuple[str, int, float, float]], n_selected: int) -> str:
+    """Top values of a column: label, count in selection, share there, share overall."""
+    body = "".join(
+        f"<tr><td>{esc(label)}</td><td>{count:,}</td>"
+        f'<td><span class="ex-bar" style="width:{int(60 * sel)}px"></span> {sel:.0%}</td>'
+        f'<td><span class="ex-bar all" style="width:{int(60 * allp)}px"></span> {allp:.0%}</td>'
+        "</tr>"
+        for label, count, sel, allp in rows
+    )
+    head = (
+        f'<tr class="ex-muted"><td>{esc(column)}</td><td>n</td>'
+        f"<td>in selection ({n_selected:,})</td><td>overall</td></tr>"
+    )
+    return f'<table style="margin-bottom:6px">{head}{body}</table>'
+
+
+def card(inner_html: Sequence[str]) -> str:
+    """Wrap already-escaped fragments in the card style."""
+    return f'<div class="ex-card">{"".join(inner_html)}</div>'
+
+
+def grid(items: Sequence[tuple[str, str | None, str | None]], size: int = 48) -> str:
+    """A grid of thumbnails (or text snippets): (id, thumbnail URI, text) per point."""
+    cells = []
+    for name, uri, text in items:
+        if uri:
+            cells.append(img_tag(uri, size, name))
+        else:
+            snippet = text if text is not None else name
+            cells.append(f'<div class="ex-snip" title="{esc(name)}">{esc(snippet)}</div>')
+    return f'<div class="ex-grid">{"".join(cells)}</div>'

@@ -1,0 +1,77 @@
+"""The point card: the hovered point (or else the pinned one), its thumbnail or text, its
+metadata, and for a pinned point its high-dimensional neighbours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from panel.viewable import Viewer
+from param.parameters import NoNone
+
+from explorer.app import markup
+from explorer.app.resources import StoreResources
+from explorer.app.state import ExplorerState
+
+HINT = "Hover over the map to see a point; click to pin it and show its nearest neighbours."
+
+
+class DetailsPane(Viewer):
+    """Shows one point as text (metadata is escaped, never run)."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self._res = resources
+        self.card = markup.html_pane(markup.note(HINT), sizing_mode="stretch_width")
+        self.select_button = pn.widgets.Button(  # type: ignore[no-untyped-call]
+            label="Select it and its neighbours", visible=False, sizing_mode="stretch_width"
+        )
+        self.unpin_button = pn.widgets.Button(  # type: ignore[no-untyped-call]
+            label="Unpin", visible=False, sizing_mode="stretch_width"
+        )
+        self.select_button.on_click(self._select_neighbours)
+        self.unpin_button.on_click(lambda _: setattr(self.state, "pinned", None))
+        self._panel = pn.Column(
+            self.card,
+            self.select_button,
+            self.unpin_button,
+            sizing_mode="stretch_width",
+        )
+
+    def point_view(self, row: int, heading: str) -> markup.PointView:
+        """What the card shows about ``row``."""
+        return markup.PointView(
+            heading=f"{heading}: {self._res.label_of(row)}",
+            record=self._res.record(row),
+            thumbnail=self._res.thumbnail(row),
+            text=self._res.text(row),
+        )
+
+    @param.depends("state.hovered", "state.pinned", watch=True)
+    def _update(self) -> None:
+        pinned, hovered = self.state.pinned, self.state.hovered
+        self.select_button.visible = self.unpin_button.visible = pinned is not None
+        if hovered is not None and hovered != pinned:
+            self.card.object = markup.point_card(self.point_view(hovered, "Hovered"))
+        elif pinned is not None:
+            idx, dist = self._res.neighbors(pinned)
+            neighbours = [
+                (self._res.label_of(int(i)), self._res.thumbnail(int(i)), float(d))
+                for i, d in zip(idx, dist, strict=True)
+            ]
+            self.card.object = markup.point_card(self.point_view(pinned, "Pinned"), neighbours)
+        else:
+            self.card.object = markup.note(HINT)
+
+    def _select_neighbours(self, _: Any) -> None:
+        pinned = self.state.pinned
+        if pinned is not None:
+            idx, _ = self._res.neighbors(pinned)
+            self.state.select(np.append(idx, pinned), source="details")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._panel

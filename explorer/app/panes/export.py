@@ -1,0 +1,166 @@
+"""Export and save: download the selection, save it into the store by name, load a saved one.
+
+The download is built when the button is clicked (``FileDownload`` with a callback): the
+rows come from the shared Arrow table (``StoreResources.subset``, the same columns as
+``explorer export``) and are written by ``explorer.store.export.table_bytes``. Saving goes through
+``explorer.store.selections.save_selection`` (validated name, atomic write); problems are
+shown as notifications, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+from param.parameters import NoNone
+
+from explorer.app import markup
+from explorer.app.resources import StoreResources
+from explorer.app.state import ExplorerState
+from explorer.errors import ExplorerError
+from explorer.store.export import FORMATS, table_bytes
+from explorer.store.format import check_selection_name
+from explorer.store.selections import save_selection
+
+log = logging.getLogger(__name__)
+
+FORMAT_LABELS = {"Parquet": "parquet", "CSV": "csv", "JSON lines": "jsonl"}
+NO_SAVED = "(no saved selections)"
+
+
+def _notify(kind: str, message: str) -> None:
+    """Show a notification when the app is served with notifications on."""
+    notes = pn.state.notifications
+    if notes is not None:
+        getattr(notes, kind)(message, duration=6000 if kind != "error" else 10000)
+
+
+class ExportPane(Viewer):
+    """Download the selection (Parquet/CSV/JSONL), save it by name, load a saved one."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+    last_message = param.String(default="", doc="the last success or error shown (for tests)")
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self._res = resources
+        self.format = pn.widgets.RadioButtonGroup(  # type: ignore[no-untyped-call]
+            options=FORMAT_LABELS, value="parquet", sizing_mode="stretch_width"
+        )
+        self.with_coords = pn.widgets.Checkbox(label="include 2-D coordinates (every layout)")
+        self.with_vectors = pn.widgets.Checkbox(label="include the vectors")
+        self.download = pn.widgets.FileDownload(  # type: ignore[no-untyped-call]
+            callback=self.export_file, filename="selection.parquet", label="Download selection",
+            color="primary", sizing_mode="stretch_width", disabled=True,
+        )  # fmt: skip
+        self.format.param.watch(self._on_format, "value")
+        self.name_input = pn.widgets.TextInput(
+            label="Save selection as…", placeholder="a name, e.g. confused 3s",
+            sizing_mode="stretch_width",
+        )  # fmt: skip
+        self.save_button = pn.widgets.Button(label="Save", disabled=True, width=80)  # type: ignore[no-untyped-call]
+        self.save_button.on_click(self._on_save)
+        self.saved = pn.widgets.Select(label="Saved selections", sizing_mode="stretch_width")  # type: ignore[no-untyped-call]
+        self.load_button = pn.widgets.Button(label="Load", width=80)  # type: ignore[no-untyped-call]
+        self.load_button.on_click(self._on_load)
+        self.refresh_saved()
+        self._panel = pn.Column(
+            self.format,
+            self.with_coords,
+            self.with_vectors,
+            self.download,
+            pn.Row(self.name_input, self.save_button, sizing_mode="stretch_width"),
+            pn.Row(self.saved, self.load_button, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+        self._on_selection()
+
+    # -- download --------------------------------------------------------------------
+    def export_bytes(self) -> bytes:
+        """The selection as a file in the chosen format."""
+        layouts = tuple(self._res.store.layouts) if self.with_coords.value else ()
+        table = self._res.subset(
+            self.state.selection, layouts=layouts, vectors=self.with_vectors.value
+        )
+        return table_bytes(table, self.format.value)
+
+    def export_file(self) -> io.BytesIO | None:
+        """FileDownload's callback: the file, or None (and a notification) on failure."""
+        try:
+            data = self.export_bytes()
+        except (ExplorerError, OSError, ValueError) as exc:
+            self._report("error", f"Export failed: {exc}")
+            return None
+        self.last_message = f"exported {self.state.n_selected:,} points"
+        return io.BytesIO(data)
+
+    def _on_format(self, event: param.parameterized.Event) -> None:
+        if event.new in FORMATS:
+            self.download.filename = f"selection.{event.new}"
+
+    @param.depends("state.selection", watch=True)
+    def _on_selection(self) -> None:
+        n = self.state.n_selected
+        self.download.disabled = self.save_button.disabled = n == 0
+        self.download.label = f"Download {n:,} selected points" if n else "Select points to export"
+        self.refresh_saved(select=self.saved.value)
+
+    # -- save and load ---------------------------------------------------------------
+    def save(self, name: str) -> str | None:
+        """Save the selection under ``name`` in the store; return the clean name or None."""
+        if not self.state.n_selected:
+            self._report("warning", "Nothing is selected: select points before saving.")
+            return None
+        try:
+            clean = check_selection_name(name)
+            saved = save_selection(
+                self._res.store.path, clean, self.state.selection, self._res.n_points
+            )
+        except ValueError as exc:
+            self._report("error", str(exc))
+            return None
+        except (ExplorerError, OSError) as exc:
+            self._report("error", f"Could not save {name!r}: {exc}")
+            return None
+        self.refresh_saved(select=saved)
+        self.state.selection_name = saved
+        self._report("success", f"Saved {self.state.n_selected:,} points as {saved!r}")
+        return saved
+
+    def load(self, name: str | None) -> bool:
+        """Replace the selection by the saved selection ``name``."""
+        if not name or name == NO_SAVED:
+            return False
+        try:
+            rows = self._res.store.selection(name)
+            self.state.select(rows, source="saved", mode="replace", name=name)
+        except (ExplorerError, ValueError) as exc:
+            self._report("error", f"Could not load {name!r}: {exc}")
+            return False
+        self._report("info", f"Loaded {name!r} ({self.state.n_selected:,} points)")
+        return True
+
+    def _on_save(self, _: object) -> None:
+        self.save(self.name_input.value or "")
+
+    def _on_load(self, _: object) -> None:
+        self.load(self.saved.value)
+
+    def refresh_saved(self, select: str | None = None) -> None:
+        """Re-read the store's saved selections (another session may have saved one)."""
+        names = self._res.store.selections()
+        self.saved.options = names or [NO_SAVED]
+        if select in names:
+            self.saved.value = select
+        self.load_button.disabled = not names
+
+    def _report(self, kind: str, message: str) -> None:
+        self.last_message = message
+        _notify(kind, markup.esc(message))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._panel

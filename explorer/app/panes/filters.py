@@ -1,0 +1,123 @@
+"""Metadata filters: categories (multi-select) and numeric ranges restrict drawing and selecting.
+
+Filters are added one column at a time ("Add a filter"), so a table with many columns
+stays readable and only the columns used cost anything. Widgets write ``state.filters``;
+``state.filters`` set elsewhere (a shared link) creates and updates the widgets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from panel.viewable import Viewer
+from param.parameters import NoNone
+
+from explorer.app import markup
+from explorer.app.resources import StoreResources
+from explorer.app.state import ExplorerState
+
+ADD_PROMPT = "Add a filter…"
+MAX_OPTIONS = 2000  # categories offered in a filter (the most frequent ones)
+
+
+class FiltersPane(Viewer):
+    """One widget per filtered column; empty categories or a full range mean 'no filter'."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self._res = resources
+        self.columns = [
+            *resources.names_of("categorical"),
+            *resources.names_of("numeric"),
+            *resources.store.scores,
+        ]
+        self.add_select = pn.widgets.Select(  # type: ignore[no-untyped-call]
+            label="Filters", options=[ADD_PROMPT, *self.columns], sizing_mode="stretch_width"
+        )
+        self.add_select.param.watch(self._on_add, "value")
+        self.widgets: dict[str, pn.widgets.Widget] = {}
+        self._rows = pn.Column(sizing_mode="stretch_width")
+        self._syncing = False
+        self.summary = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self._panel = pn.Column(
+            self.add_select, self._rows, self.summary, sizing_mode="stretch_width"
+        )
+        self._on_filters()
+
+    def add_filter(self, column: str) -> pn.widgets.Widget:
+        """Show a widget for ``column`` (no filtering until its value changes)."""
+        if column in self.widgets:
+            return self.widgets[column]
+        if column in self._res.names_of("categorical"):
+            codes, labels = self._res.codes(column)
+            counts = np.bincount(codes, minlength=len(labels))
+            top = np.argsort(-counts, kind="stable")[:MAX_OPTIONS]
+            widget: pn.widgets.Widget = pn.widgets.MultiChoice(  # type: ignore[no-untyped-call]
+                label=column, options=[labels[i] for i in top], value=[],
+                placeholder="all values", sizing_mode="stretch_width",
+            )  # fmt: skip
+            widget.param.watch(self._on_widget, "value")
+        else:
+            lo, hi = self._res.value_range(column)
+            hi = hi if hi > lo else lo + 1.0
+            widget = pn.widgets.EditableRangeSlider(  # type: ignore[no-untyped-call]
+                label=column, start=lo, end=hi, value=(lo, hi), step=(hi - lo) / 200,
+                sizing_mode="stretch_width",
+            )  # fmt: skip
+            widget.param.watch(self._on_widget, "value_throttled")
+        remove = pn.widgets.Button(label="✕", width=32, margin=(24, 5, 5, 0))  # type: ignore[no-untyped-call]
+        remove.on_click(lambda _: self.remove_filter(column))
+        self.widgets[column] = widget
+        self._rows.append(pn.Row(widget, remove, sizing_mode="stretch_width"))
+        return widget
+
+    def remove_filter(self, column: str) -> None:
+        """Drop ``column``'s widget and its filter."""
+        widget = self.widgets.pop(column, None)
+        if widget is None:
+            return
+        self._rows.objects = [r for r in self._rows.objects if r.objects[0] is not widget]
+        self.state.set_filter(column, None)
+
+    def _on_add(self, event: param.parameterized.Event) -> None:
+        if event.new != ADD_PROMPT:
+            self.add_filter(event.new)
+            self.add_select.value = ADD_PROMPT
+
+    def _on_widget(self, event: param.parameterized.Event) -> None:
+        if self._syncing:
+            return
+        widget = event.obj
+        column = next(c for c, w in self.widgets.items() if w is widget)
+        if isinstance(widget, pn.widgets.MultiChoice):
+            value: Any = list(event.new) or None
+        else:
+            lo, hi = (float(v) for v in event.new)
+            full = lo <= widget.start and hi >= widget.end
+            value = None if full else (lo, hi)
+        self.state.set_filter(column, value)
+
+    @param.depends("state.filters", "state.mask", watch=True)
+    def _on_filters(self) -> None:
+        self._syncing = True
+        try:
+            for column, value in self.state.filters.items():
+                widget = self.add_filter(column)
+                if isinstance(widget, pn.widgets.MultiChoice):
+                    widget.value = [str(v) for v in value]
+                else:
+                    widget.value = (float(value[0]), float(value[1]))
+        finally:
+            self._syncing = False
+        kept = self.state.n_selectable
+        n = self.state.n_points
+        text = f"{kept:,} of {n:,} points pass the filters" if self.state.filters else ""
+        self.summary.object = markup.note(text) if text else ""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._panel

@@ -1,0 +1,320 @@
+"""The map: every point drawn on the server, selection and hover answered on the server.
+
+Pan and zoom report the new ranges (``RangesUpdate``, and range changes from the browser's
+own layout); the pane renders a frame for the new viewport at the plot's pixel size and
+sends it as one PNG. Renders run in a worker thread when served, one at a time per session:
+requests arriving meanwhile are merged into one follow-up render, so a burst of events
+(a wheel zoom, a slider drag) costs two frames, not twenty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from bokeh import events
+from bokeh.document import without_document_lock
+from numpy.typing import NDArray
+from panel.viewable import Viewer
+from param.parameters import NoNone
+
+from explorer.app import markup
+from explorer.app.frames import FrameRequest, FrameResult, draw_frame
+from explorer.app.mapfigure import make_map_figure, palette_of
+from explorer.app.resources import DISK_LAYOUT, StoreResources
+from explorer.app.state import ExplorerState
+from explorer.render.hittest import points_in_box, points_in_polygon
+from explorer.render.raster import NumericColor, nearest_point
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = (800, 600)
+PICK_RADIUS_PX = 8  # how close (in pixels) the cursor must be to hover or pin a point
+VIEW_DEBOUNCE_MS = 120  # range changes while dragging: render when they pause
+
+
+class MapPane(Viewer):
+    """The Datashader-style map of the current layout, with box/lasso select and hover."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+    frames_drawn = param.Integer(default=0, doc="frames rendered so far (for tests and stats)")
+    last_frame_ms = param.Number(default=0.0, doc="render + encode time of the last frame")
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self._res = resources
+        layout = self.state.layout
+        self._view = resources.extent(layout)
+        self._map = make_map_figure(self._view)
+        self._map.disk.visible = layout == DISK_LAYOUT
+        self.figure = self._map.fig
+        self.legend = markup.html_pane("", margin=(5, 10))
+        self._status = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self._busy = False
+        self._dirty = False
+        self._timer: Any = None
+        self.last_result: FrameResult | None = None
+        fig = self.figure
+        fig.on_event(events.RangesUpdate, self._on_ranges_update)
+        fig.on_event(events.SelectionGeometry, self._on_selection_geometry)
+        fig.on_event(events.MouseMove, self._on_mouse_move)
+        fig.on_event(events.MouseLeave, self._on_mouse_leave)
+        fig.on_event(events.Tap, self._on_tap)
+        for rng in (self._map.x_range, self._map.y_range):
+            rng.on_change("start", self._on_range_change)
+            rng.on_change("end", self._on_range_change)
+        fig.on_change("inner_width", self._on_resize)
+        fig.on_change("inner_height", self._on_resize)
+        plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
+            self.figure, sizing_mode="stretch_both", min_height=420
+        )
+        self._panel = pn.Column(self._status, plot, sizing_mode="stretch_both", min_height=460)
+        self._layout_marks()
+        self._update_color_key()
+        self._draw_now()
+
+    # -- what a frame depends on -------------------------------------------------------
+    def _pixels(self) -> tuple[int, int]:
+        try:
+            w, h = int(self.figure.inner_width), int(self.figure.inner_height)
+        except (ValueError, TypeError, AttributeError):
+            return DEFAULT_SIZE
+        return (w, h) if w > 0 and h > 0 else DEFAULT_SIZE
+
+    def _highlight(self) -> NDArray[np.int64] | None:
+        if self.state.n_selected:
+            return self.state.selection
+        if self.state.pinned is not None:
+            nbrs, _ = self._res.neighbors(self.state.pinned)
+            return np.unique(np.append(nbrs, self.state.pinned))
+        return None
+
+    def request(self) -> FrameRequest:
+        """A snapshot of everything the next frame depends on."""
+        w, h = self._pixels()
+        x0, x1, y0, y1 = self._view
+        return FrameRequest(
+            self.state.layout, x0, x1, y0, y1, w, h,
+            color_by=self.state.color_by, mask=self.state.mask, highlight=self._highlight(),
+        )  # fmt: skip
+
+    # -- rendering (coalesced; in a worker thread when served) ---------------------------
+    def _served_doc(self) -> Any:
+        doc = self.figure.document
+        return doc if doc is not None and doc.session_context is not None else None
+
+    def redraw(self, delay_ms: int = 0) -> None:
+        """Ask for a new frame; when served, requests made while rendering are merged."""
+        self._dirty = True
+        doc = self._served_doc()
+        if doc is None:
+            self._draw_now()
+            return
+        if self._busy:
+            return
+        if self._timer is not None:
+            with contextlib.suppress(ValueError, KeyError):
+                doc.remove_timeout_callback(self._timer)
+        self._timer = doc.add_timeout_callback(self._start, delay_ms)
+
+    def _draw_now(self) -> None:
+        self._dirty = False
+        self._show(draw_frame(self._res, self.request()))
+
+    def _start(self) -> None:
+        self._timer = None
+        doc = self._served_doc()
+        if self._busy or not self._dirty or doc is None:
+            return
+        self._busy, self._dirty = True, False
+        req = self.request()
+
+        @without_document_lock
+        async def compute() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(None, draw_frame, self._res, req)
+            except Exception as exc:  # shown to the user and logged, never swallowed
+                log.exception("rendering the map failed")
+                doc.add_next_tick_callback(functools.partial(self._finish, None, exc))
+                return
+            doc.add_next_tick_callback(functools.partial(self._finish, result, None))
+
+        doc.add_next_tick_callback(compute)
+
+    def _finish(self, result: FrameResult | None, error: Exception | None) -> None:
+        self._busy = False
+        if result is not None:
+            self._show(result)
+        elif error is not None and pn.state.notifications is not None:
+            message = markup.esc(f"Could not draw the map: {error}")
+            pn.state.notifications.error(message, duration=8000)  # type: ignore[no-untyped-call]
+        if self._dirty:
+            self.redraw()
+
+    def _show(self, result: FrameResult) -> None:
+        req, frame = result.request, result.frame
+        self._map.image.data = {
+            "url": [result.uri], "x": [req.x0], "y": [req.y0],
+            "w": [req.x1 - req.x0], "h": [req.y1 - req.y0],
+        }  # fmt: skip
+        self.last_result = result
+        ms = result.render_ms + result.encode_ms
+        shown = f"{frame.n_in_view:,} points in view"
+        if frame.n_highlight_in_view:
+            shown += f", {frame.n_highlight_in_view:,} highlighted"
+        self._status.object = markup.note(
+            f"{shown} · frame {ms:.0f} ms, {result.png_bytes / 1024:.0f} KB"
+        )
+        if frame.legend:
+            self.legend.object = markup.legend(
+                [(e.label, e.color, e.count) for e in frame.legend], self.state.color_by
+            )
+        elif not self.state.color_by and frame.span is not None:
+            lo, hi = frame.span
+            self.legend.object = markup.note(f"density: {lo:,.0f}–{hi:,.0f} points per pixel")
+        self.param.update(frames_drawn=self.frames_drawn + 1, last_frame_ms=ms)
+
+    # -- browser events ----------------------------------------------------------------
+    def _on_ranges_update(self, event: events.Event) -> None:
+        if not isinstance(event, events.RangesUpdate):
+            return
+        if event.x0 is None or event.x1 is None or event.y0 is None or event.y1 is None:
+            return
+        x0, x1, y0, y1 = float(event.x0), float(event.x1), float(event.y0), float(event.y1)
+        if x1 > x0 and y1 > y0:
+            self._view = (x0, x1, y0, y1)
+            self.redraw()
+
+    def _on_range_change(self, attr: str, old: Any, new: Any) -> None:
+        xr, yr = self._map.x_range, self._map.y_range
+        values = (xr.start, xr.end, yr.start, yr.end)
+        if not all(isinstance(v, int | float) for v in values):
+            return  # not laid out yet (None)
+        x0, x1, y0, y1 = (float(v) for v in values)  # type: ignore[arg-type]
+        if x1 > x0 and y1 > y0 and (x0, x1, y0, y1) != self._view:
+            self._view = (x0, x1, y0, y1)
+            self.redraw(VIEW_DEBOUNCE_MS)
+
+    def _on_resize(self, attr: str, old: Any, new: Any) -> None:
+        self.redraw(VIEW_DEBOUNCE_MS)
+
+    def _pick(self, x: float | None, y: float | None) -> int | None:
+        if x is None or y is None:
+            return None
+        w, _ = self._pixels()
+        radius = PICK_RADIUS_PX * (self._view[1] - self._view[0]) / max(w, 1)
+        index = self._res.index(self.state.layout)
+        return nearest_point(index, float(x), float(y), radius, mask=self.state.mask)
+
+    def _on_mouse_move(self, event: events.Event) -> None:
+        if isinstance(event, events.MouseMove):
+            row = self._pick(event.x, event.y)
+            if row != self.state.hovered:
+                self.state.hovered = row
+
+    def _on_mouse_leave(self, event: events.Event) -> None:
+        self.state.hovered = None
+
+    def _on_tap(self, event: events.Event) -> None:
+        if isinstance(event, events.Tap):
+            self.state.pinned = self._pick(event.x, event.y)
+
+    def _on_selection_geometry(self, event: events.Event) -> None:
+        # The lasso reports every mouse move; act on the finished shape only.
+        if isinstance(event, events.SelectionGeometry) and event.final and event.geometry:
+            self.select_geometry(dict(event.geometry))
+
+    def select_geometry(self, geometry: dict[str, Any]) -> None:
+        """Select the points inside a Bokeh selection geometry (rect or poly)."""
+        index = self._res.index(self.state.layout)
+        mask = self.state.mask
+        if geometry.get("type") == "rect":
+            g = geometry
+            rows = points_in_box(index, g["x0"], g["x1"], g["y0"], g["y1"], mask=mask)
+        elif geometry.get("type") == "poly":
+            px = np.asarray(geometry["x"], np.float64)
+            py = np.asarray(geometry["y"], np.float64)
+            rows = points_in_polygon(index, px, py, mask=mask)
+        else:
+            return
+        self.state.select(rows, source="map")
+
+    # -- state → figure ----------------------------------------------------------------
+    @param.depends("state.layout", watch=True)
+    def _on_layout(self) -> None:
+        layout = self.state.layout
+        self._view = self._res.extent(layout)
+        x0, x1, y0, y1 = self._view
+        self._map.disk.visible = layout == DISK_LAYOUT
+        self._map.bounds.data = {"x": [x0, x1], "y": [y0, y1]}  # resets the browser's view
+        self._layout_marks()
+        self.redraw()
+
+    @param.depends("state.color_by", watch=True)
+    def _on_color(self) -> None:
+        self._update_color_key()
+        self.redraw()
+
+    @param.depends("state.mask", "state.selection", watch=True)
+    def _on_points(self) -> None:
+        self.redraw()
+
+    @param.depends("state.pinned", watch=True)
+    def _on_pinned(self) -> None:
+        self._layout_marks()
+        if not self.state.n_selected:
+            self.redraw()
+
+    @param.depends("state.hovered", watch=True)
+    def _on_hovered(self) -> None:
+        self._map.hovered.data = self._xy(
+            [] if self.state.hovered is None else [self.state.hovered]
+        )
+
+    def _xy(self, rows: list[int] | NDArray[np.int64]) -> dict[str, Any]:
+        coords = self._res.index(self.state.layout).coords
+        pts = np.asarray(coords[np.asarray(rows, np.int64)], np.float64).reshape(-1, 2)
+        return {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist()}
+
+    def _layout_marks(self) -> None:
+        pinned = self.state.pinned
+        if pinned is None:
+            nbrs: NDArray[np.int64] = np.zeros(0, np.int64)
+            self._map.pinned.data = self._xy([])
+        else:
+            nbrs, _ = self._res.neighbors(pinned)
+            self._map.pinned.data = self._xy([pinned])
+        ends = self._xy(nbrs)
+        self._map.neighbours.data = ends
+        if pinned is None:
+            self._map.links.data = {"xs": [], "ys": []}
+        else:
+            px, py = self._xy([pinned])["x"][0], self._xy([pinned])["y"][0]
+            self._map.links.data = {
+                "xs": [[px, x] for x in ends["x"]],
+                "ys": [[py, y] for y in ends["y"]],
+            }
+        self._on_hovered()
+
+    def _update_color_key(self) -> None:
+        color = self._res.color(self.state.color_by)
+        bar = self._map.color_bar
+        if isinstance(color, NumericColor):
+            lo, hi = color.span or self._res.value_range(self.state.color_by)
+            self._map.color_mapper.update(palette=palette_of(color.cmap), low=lo, high=hi)
+            bar.update(title=self.state.color_by, visible=True)
+            reduction = "highest" if color.reduction == "max" else "mean"
+            self.legend.object = markup.note(f"{self.state.color_by}: {reduction} per pixel")
+        else:
+            bar.visible = False
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The map and its status line (the legend is ``self.legend``, placed by the shell)."""
+        return self._panel

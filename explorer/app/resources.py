@@ -1,0 +1,436 @@
+"""What all sessions of a server process share: the store and what is derived from it.
+
+One ``StoreResources`` per store and process (``open_resources``): the read-only store
+(memory-mapped), a ``PointIndex`` per layout, colourings, filter masks and thumbnails,
+each built lazily on first use and then reused by every session. A session itself holds
+only its ``ExplorerState`` and its widgets, so it costs little memory.
+
+Arrays handed out here are read-only and keep their identity between calls (the render
+path caches sorted copies by identity), so never modify them: build new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from explorer.app.columns import (
+    ColumnInfo,
+    describe_columns,
+    display_value,
+    factorize,
+    numeric_values,
+)
+from explorer.app.thumbs import Thumbnails
+from explorer.errors import ConfigError
+from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
+from explorer.render.raster import NumericColor, PointIndex, warm_up
+from explorer.store.format import TABLES
+from explorer.store.reader import Store
+
+T = TypeVar("T")
+TOP_CATEGORIES = 10
+_MAX_MASKS = 16
+_PAD = 0.03  # share of the extent left around the points in the initial view
+DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
+
+
+def _frozen(arr: NDArray[Any]) -> NDArray[Any]:
+    arr.setflags(write=False)
+    return arr
+
+
+class StoreResources:
+    """The store of one process and its derived, shared, lazily built arrays."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.n_points = store.n_points
+        self.roles: dict[str, str | None] = store.roles
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._item_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._table_thread: threading.Thread | None = None
+        self._masks: OrderedDict[str, NDArray[np.bool_]] = OrderedDict()
+
+    def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
+        # One lock per item: two sessions never build the same thing twice, and building
+        # one thing (an index) does not hold up another (a colour) in another thread.
+        with self._lock:
+            item_lock = self._item_locks.setdefault((kind, key), threading.Lock())
+        with item_lock:
+            if (kind, key) not in self._cache:
+                self._cache[kind, key] = make()
+            value: T = self._cache[kind, key]
+            return value
+
+    # -- the table and its columns -------------------------------------------------
+    @property
+    def table(self) -> pa.Table:
+        """The point table (id + metadata) as Arrow, loaded once per process.
+
+        Arrow rather than pandas: strings stay in compact buffers (10M ids cost 0.5 s and
+        200 MB, against 5 s and 700 MB as Python objects), and one row is a cheap slice.
+        """
+        return self._cached("table", "", lambda: pq.read_table(self._points_path))
+
+    @property
+    def has_table(self) -> bool:
+        """Whether the whole table is loaded (else single columns are read as needed)."""
+        return ("table", "") in self._cache
+
+    @property
+    def _points_path(self) -> Path:
+        stage, stem = "validate", TABLES["validate"][0]
+        self.store.stage(stage)  # a clear error when the stage is missing
+        return self.store.path / stage / f"{stem}.parquet"
+
+    def column_data(self, name: str) -> pa.ChunkedArray:
+        """One column as Arrow: from the loaded table, or read alone from the file.
+
+        The first image needs one column (the colour), not the whole table: reading 10M
+        ids it does not need would double its time.
+        """
+        if self.has_table:
+            return self.table.column(name)
+        return pq.read_table(self._points_path, columns=[name]).column(name)
+
+    @property
+    def columns(self) -> dict[str, ColumnInfo]:
+        """Every metadata column and its kind, by name (decided on the first 20,000 rows)."""
+
+        def make() -> dict[str, ColumnInfo]:
+            first = self.table if self.has_table else _first_rows(self._points_path)
+            return {c.name: c for c in describe_columns(first, self.roles)}
+
+        return self._cached("columns", "", make)
+
+    def names_of(self, kind: str) -> list[str]:
+        """Column names of one kind, in table order."""
+        return [c.name for c in self.columns.values() if c.kind == kind]
+
+    @property
+    def id_column(self) -> str:
+        """The id column's name."""
+        return self.roles.get("id") or next(iter(self.columns))
+
+    @property
+    def text_column(self) -> str | None:
+        """The column shown as text in previews, if any."""
+        text = self.names_of("text")
+        return self.roles.get("text") or (text[0] if text else None)
+
+    @property
+    def color_options(self) -> list[str]:
+        """Everything a map can be coloured by: categorical and numeric columns, scores."""
+        return [*self.names_of("categorical"), *self.names_of("numeric"), *self.store.scores]
+
+    def default_color(self) -> str:
+        """The label column when there is one, else point density ('')."""
+        label = self.roles.get("label")
+        return label if label in self.names_of("categorical") else ""
+
+    def column(self, name: str) -> NDArray[Any]:
+        """A column's values as a NumPy array (strings as objects): for tests and scripts."""
+        return np.asarray(self.column_data(name).to_numpy(zero_copy_only=False))
+
+    def codes(self, column: str) -> tuple[NDArray[np.int32], list[str]]:
+        """A categorical column's codes (n,) int32 and labels."""
+        self._check_kind(column, "categorical")
+        return self._cached("codes", column, lambda: _codes(self.column_data(column)))
+
+    def category_counts(self, column: str) -> NDArray[np.int64]:
+        """Points per code of a categorical column (its labels' order), over all points."""
+        codes, labels = self.codes(column)
+        return self._cached(
+            "counts", column, lambda: _frozen(np.bincount(codes, minlength=len(labels)))
+        )
+
+    def values(self, name: str) -> NDArray[np.float32]:
+        """A numeric column or a score as (n,) float32 (NaN = missing)."""
+        if name in self.store.scores:
+            return self._cached("values", name, lambda: _frozen(np.asarray(self.store.score(name))))
+        self._check_kind(name, "numeric")
+        return self._cached("values", name, lambda: _frozen(numeric_values(self.column_data(name))))
+
+    def value_range(self, name: str) -> tuple[float, float]:
+        """(min, max) of a numeric column or score, ignoring NaN; (0, 0) when all missing."""
+
+        def make() -> tuple[float, float]:
+            v = self.values(name)
+            finite = v[np.isfinite(v)]
+            return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+
+        return self._cached("range", name, make)
+
+    def _check_kind(self, column: str, kind: str) -> None:
+        info = self.columns.get(column)
+        if info is None or info.kind != kind:
+            have = ", ".join(self.names_of(kind)) or "none"
+            msg = f"{column!r} is not a {kind} column of this store (those are: {have})"
+            raise ConfigError(msg)
+
+    # -- layouts -----------------------------------------------------------------------
+    def index(self, layout: str) -> PointIndex:
+        """The spatial index of one layout (built on first use, then shared)."""
+        return self._cached(
+            "index", layout, lambda: PointIndex.build(np.asarray(self.store.layout(layout)))
+        )
+
+    def prefetch(self, layout: str | None, color_by: str = "") -> threading.Thread:
+        """Build ``layout``'s index in a thread while the caller reads what the first image
+        needs (column kinds, the colour column); both mostly release the GIL."""
+
+        def work() -> None:
+            if layout:
+                self.index(layout)
+
+        thread = threading.Thread(target=work, name="explorer-prefetch", daemon=True)
+        thread.start()
+        _ = self.columns
+        if color_by:
+            self.color(color_by)
+        return thread
+
+    def load_table_soon(self) -> None:
+        """Load the whole table in a background thread (once), for hover and export.
+
+        Started after the first image: on a busy 2-core machine reading it alongside the
+        first image's work made that image slower, not faster (measured).
+        """
+        with self._lock:
+            if self._table_thread is not None or self.has_table:
+                return
+            self._table_thread = threading.Thread(
+                target=lambda: self.table, name="explorer-table", daemon=True
+            )
+        self._table_thread.start()
+
+    def extent(self, layout: str) -> tuple[float, float, float, float]:
+        """``(x0, x1, y0, y1)`` around a layout's finite points, padded a little."""
+
+        def make() -> tuple[float, float, float, float]:
+            g = self.index(layout).grid  # [xmin, side / width, ymin, side / height]
+            side = self.index(layout).side
+            x0, y0 = float(g[0]), float(g[2])
+            w, h = side / float(g[1]), side / float(g[3])
+            if layout == DISK_LAYOUT:  # show the whole Poincaré disk, not just its points
+                x0, y0 = min(x0, -1.0), min(y0, -1.0)
+                w, h = max(x0 + w, 1.0) - x0, max(y0 + h, 1.0) - y0
+            return (x0 - _PAD * w, x0 + (1 + _PAD) * w, y0 - _PAD * h, y0 + (1 + _PAD) * h)
+
+        return self._cached("extent", layout, make)
+
+    # -- colour and filters ---------------------------------------------------------------
+    def color(self, name: str) -> CategoricalColor | NumericColor | None:
+        """The colouring for ``name`` ('' = density), built once and shared."""
+        if not name:
+            return None
+        if name in self.store.scores or (
+            self.columns.get(name, None) is not None and (self.columns[name].kind == "numeric")
+        ):
+            return self._cached("color", name, lambda: self._numeric_color(name))
+        return self._cached("color", name, lambda: self._categorical_color(name))
+
+    def _numeric_color(self, name: str) -> NumericColor:
+        values = self.values(name)
+        finite = values[np.isfinite(values)]
+        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+        # Outlier scores: the max per pixel, so a rare high score is not averaged away.
+        reduction: Literal["mean", "max"] = "max" if name.startswith("outlier") else "mean"
+        return NumericColor(values, span=(float(lo), float(max(hi, lo))), reduction=reduction)
+
+    def _categorical_color(self, column: str) -> CategoricalColor:
+        codes, labels = self.codes(column)
+        counts = self.category_counts(column)
+        order = np.argsort(-counts, kind="stable")
+        shown = order[: min(TOP_CATEGORIES, len(labels))]
+        # Recode to legend slots (uint8): top categories by frequency, then "other".
+        slot_of_code = np.full(len(labels), len(shown), np.uint8)
+        slot_of_code[shown] = np.arange(len(shown), dtype=np.uint8)
+        names = [labels[c] for c in shown]
+        colors = list(DEFAULT_PALETTE[: len(shown)])
+        if len(labels) > len(shown):
+            names.append("other")
+            colors.append(OTHER_COLOR)
+        slots = _frozen(slot_of_code[codes])
+        return CategoricalColor(slots, np.arange(len(names)), tuple(names), tuple(colors))
+
+    def mask(self, filters: Mapping[str, Any]) -> NDArray[np.bool_] | None:
+        """(n,) bool of the points ``filters`` keep, or None for no filter.
+
+        The same filters give the same (read-only) array object, so renders reuse their
+        sorted copies of it.
+        """
+        if not filters:
+            return None
+        key = json.dumps(_canonical(filters), sort_keys=True)
+        with self._lock:
+            hit = self._masks.get(key)
+            if hit is not None:
+                self._masks.move_to_end(key)
+                return hit
+        mask = np.ones(self.n_points, bool)
+        for column, value in filters.items():
+            mask &= self._filter_mask(column, value)
+        with self._lock:
+            self._masks[key] = _frozen(mask)
+            while len(self._masks) > _MAX_MASKS:
+                self._masks.popitem(last=False)
+        return mask
+
+    def _filter_mask(self, column: str, value: Any) -> NDArray[np.bool_]:
+        info = self.columns.get(column)
+        if info is None and column not in self.store.scores:
+            msg = f"cannot filter on {column!r}: no such column or score in this store"
+            raise ConfigError(msg)
+        if info is not None and info.kind == "categorical":
+            codes, labels = self.codes(column)
+            allowed = np.isin(np.asarray(labels, dtype=object), [str(v) for v in value])
+            return allowed[codes]
+        lo, hi = (float(v) for v in value)
+        v = self.values(column)
+        return (v >= lo) & (v <= hi)
+
+    def wrong_predictions(self) -> NDArray[np.bool_] | None:
+        """(n,) bool, True where the prediction differs from the label (None without both)."""
+        label, pred = self.roles.get("label"), self.roles.get("prediction")
+        if not label or not pred:
+            return None
+
+        def make() -> NDArray[np.bool_]:
+            a = pc.cast(self.column_data(label), pa.string())
+            b = pc.cast(self.column_data(pred), pa.string())
+            wrong = pc.fill_null(pc.not_equal(a, b), True)
+            return _frozen(np.asarray(wrong.to_numpy(zero_copy_only=False), bool))
+
+        return self._cached("wrong", "", make)
+
+    # -- single points ----------------------------------------------------------------------
+    def neighbors(self, row: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Point ``row``'s high-dimensional neighbours (itself excluded) and distances."""
+        if not self.store.has_stage("knn"):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        idx, dist = self.store.knn()
+        keep = np.asarray(idx[row]) != row
+        return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
+
+    @property
+    def thumbnails(self) -> Thumbnails | None:
+        """The sprite-sheet thumbnails, when the store has them."""
+        if not self.store.has_thumbnails:
+            return None
+        return self._cached("thumbnails", "", lambda: Thumbnails(self.store))
+
+    def thumbnail(self, row: int) -> str | None:
+        """A PNG data URI of point ``row``'s thumbnail, or None."""
+        return None if self.thumbnails is None else self.thumbnails.data_uri(row)
+
+    def record(self, row: int) -> dict[str, str]:
+        """Point ``row``'s metadata as text, id first (image paths left out)."""
+        values = self.table.slice(row, 1).to_pylist()[0]
+        out = {self.id_column: display_value(values[self.id_column])}
+        for info in self.columns.values():
+            if info.kind not in ("id", "image"):
+                out[info.name] = display_value(values[info.name])
+        return out
+
+    def text(self, row: int, limit: int = 300) -> str | None:
+        """The start of point ``row``'s text column, or None without one."""
+        column = self.text_column
+        if column is None:
+            return None
+        text = display_value(self.table.column(column)[row].as_py())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    def label_of(self, row: int) -> str:
+        """Point ``row``'s id as text."""
+        return display_value(self.table.column(self.id_column)[row].as_py())
+
+    def subset(
+        self, rows: NDArray[np.int64], *, layouts: tuple[str, ...] = (), vectors: bool = False
+    ) -> pd.DataFrame:
+        """The point table at ``rows``, like ``explorer.store.export.subset_table``.
+
+        Coordinates become ``<layout>_x`` / ``<layout>_y``; vectors a list column ``vector``.
+        Taken from the Arrow table, so an export never loads the whole table into pandas.
+        """
+        table: pd.DataFrame = self.table.take(pa.array(np.asarray(rows, np.int64))).to_pandas()
+        for name in layouts:
+            coords = np.asarray(self.store.layout(name)[rows])
+            table[f"{name}_x"] = coords[:, 0]
+            table[f"{name}_y"] = coords[:, 1]
+        if vectors:
+            table["vector"] = list(np.asarray(self.store.vectors(reduced=False)[rows]))
+        return table
+
+
+def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int32], list[str]]:
+    codes, labels = factorize(col)
+    return _frozen(codes), labels
+
+
+def _first_rows(path: Path, n: int = 20_000) -> pa.Table:
+    """The first ``n`` rows of a Parquet file: enough to tell the columns' kinds."""
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=n):
+        return pa.Table.from_batches([batch])
+    return pf.schema_arrow.empty_table()
+
+
+def _canonical(filters: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column, value in filters.items():
+        if (
+            isinstance(value, tuple | list)
+            and len(value) == 2
+            and not any(isinstance(v, str) for v in value)
+        ):
+            out[column] = [float(value[0]), float(value[1])]
+        else:
+            out[column] = sorted(str(v) for v in value)
+    return out
+
+
+_registry: dict[Path, StoreResources] = {}
+_registry_lock = threading.Lock()
+_warm = threading.Event()
+
+
+def open_resources(path: str | Path) -> StoreResources:
+    """The process's shared resources for the store at ``path`` (opened once)."""
+    key = Path(path).resolve()
+    with _registry_lock:
+        res = _registry.get(key)
+        if res is None:
+            res = _registry[key] = StoreResources(Store(key))
+    return res
+
+
+def start_warm_up(resources: StoreResources | None = None) -> None:
+    """In a background thread, once per process: load the render kernels, then (given
+    ``resources``) build the first layout's index and the default colour, then read the
+    whole table, so the first browser session finds them ready."""
+    if _warm.is_set():
+        return
+    _warm.set()
+
+    def work() -> None:
+        warm_up()
+        if resources is not None:
+            layouts = resources.store.layouts
+            resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
+            _ = resources.table
+
+    threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

@@ -1,0 +1,232 @@
+"""The app's layout, its factory and its server.
+
+``build_app(store)`` makes a new ``ExplorerState`` and new panes (one session) over the
+process's shared ``StoreResources``. ``serve`` hands ``pn.serve`` a function, so every
+browser tab gets its own state. ``show(path)`` returns the same app for a notebook, and
+``app.selection`` is the current selection as a DataFrame.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+from param.parameters import NoNone
+
+from explorer.app import markup
+from explorer.app.panes.controls import ControlsPane
+from explorer.app.panes.details import DetailsPane
+from explorer.app.panes.export import ExportPane
+from explorer.app.panes.filters import FiltersPane
+from explorer.app.panes.scatter import MapPane
+from explorer.app.panes.selection import SelectionPane
+from explorer.app.resources import StoreResources, open_resources, start_warm_up
+from explorer.app.state import ExplorerState
+from explorer.app.urlstate import bind_location
+
+ACCENT = "#4c78a8"
+SIDEBAR_WIDTH = 330
+MAP_HEIGHT = 640
+
+
+def _notify(kind: str, message: str) -> None:
+    if pn.state.notifications is not None:
+        getattr(pn.state.notifications, kind)(markup.esc(message), duration=8000)
+
+
+class ExplorerApp(Viewer):
+    """One session of the explorer: its state and panes, laid out (no logic of its own)."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        if "state" not in params:
+            params["state"] = ExplorerState(
+                n_points=resources.n_points,
+                layouts=resources.store.layouts,
+                color_options=resources.color_options,
+                color_by=resources.default_color(),
+                mask_for=resources.mask,
+            )
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self.resources = resources
+        state = self.state
+        self.map = MapPane(resources, state=state)
+        self.controls = ControlsPane(resources, state=state)
+        self.filters = FiltersPane(resources, state=state)
+        self.details = DetailsPane(resources, state=state)
+        self.selection_pane = SelectionPane(resources, state=state)
+        self.export = ExportPane(resources, state=state)
+        self._sidebar = [
+            self.controls,
+            pn.layout.Divider(),  # type: ignore[no-untyped-call]
+            self.filters,
+            pn.layout.Divider(),  # type: ignore[no-untyped-call]
+            markup.html_pane("<b>Export & save</b>", margin=(0, 10)),
+            self.export,
+        ]
+        side = pn.Column(
+            self.map.legend, self.details, width=280, scroll=True, sizing_mode="stretch_height"
+        )
+        self._main = [
+            pn.Row(self.map, side, sizing_mode="stretch_width", height=MAP_HEIGHT),
+            self.selection_pane,
+        ]
+        self._plain: pn.Column | None = None
+
+    @property
+    def title(self) -> str:
+        """The page title: the store's name and size."""
+        store = self.resources.store
+        return f"explorer · {store.path.name} · {store.n_points:,} points"
+
+    @property
+    def selection(self) -> pd.DataFrame:
+        """The selected points' ids and metadata, as a DataFrame."""
+        return self.resources.subset(self.state.selection)
+
+    def link_url(self) -> None:
+        """Keep the view in the browser's URL (when served with a location)."""
+        location = pn.state.location
+        if location is None:
+            return
+        self.location = location
+        bind_location(
+            self.state,
+            location,
+            on_problem=lambda msg: _notify("warning", f"Link: {msg}"),
+            load_selection=self._load_saved,
+        )
+
+    def _load_saved(self, name: str) -> None:
+        self.export.load(name)
+
+    def template(self) -> pn.template.BootstrapTemplate:
+        """The app in a page template (for serving).
+
+        Bootstrap rather than Fast: the Fast design fetches a font from Google on every page
+        load, which a server without internet access (or a careful team) does not want.
+        """
+        return pn.template.BootstrapTemplate(  # type: ignore[no-untyped-call]
+            title=self.title,
+            sidebar=self._sidebar,
+            main=self._main,
+            sidebar_width=SIDEBAR_WIDTH,
+            header_background=ACCENT,
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The app without a page template (notebooks)."""
+        if self._plain is None:
+            sidebar = pn.Column(*self._sidebar, width=SIDEBAR_WIDTH)
+            header = markup.html_pane(f"<h3>{markup.esc(self.title)}</h3>", margin=(0, 10))
+            self._plain = pn.Column(
+                header,
+                pn.Row(sidebar, pn.Column(*self._main, sizing_mode="stretch_width")),
+                sizing_mode="stretch_width",
+            )
+        return self._plain
+
+
+def build_app(store: str | Path | StoreResources) -> ExplorerApp:
+    """A new session (state and panes) over the process's shared store resources."""
+    resources = store if isinstance(store, StoreResources) else open_resources(store)
+    layouts = resources.store.layouts
+    # The first layout's index builds in a thread while the colour column loads; the whole
+    # table (hover, export) loads after the first image.
+    resources.prefetch(layouts[0] if layouts else None)
+    app = ExplorerApp(resources)
+    resources.load_table_soon()
+    return app
+
+
+def session_factory(
+    store: str | Path, on_app: Callable[[ExplorerApp], None] | None = None
+) -> Callable[[], pn.template.BootstrapTemplate]:
+    """The function ``pn.serve`` calls once per browser session.
+
+    on_app : called with each new app (tests record them to drive the state).
+    """
+    resources = open_resources(store)
+    start_warm_up(resources)
+
+    def session() -> pn.template.BootstrapTemplate:
+        app = build_app(resources)
+        app.link_url()
+        if on_app is not None:
+            on_app(app)
+        return app.template()
+
+    return session
+
+
+def default_origins(address: str, port: int) -> list[str]:
+    """Host names a browser may use to reach ``address:port`` (Bokeh refuses the others).
+
+    On a wildcard address (``0.0.0.0``, ``::``) teammates use this machine's name.
+    """
+    names = {"localhost", "127.0.0.1"}
+    if address in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname(), socket.getfqdn()}
+    else:
+        names.add(address)
+    return sorted(f"{name}:{port}" for name in names)
+
+
+def serve(
+    store: str | Path,
+    *,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    show: bool = True,
+    websocket_origin: list[str] | None = None,
+    num_procs: int = 1,
+    basic_auth: str | None = None,
+    cookie_secret: str | None = None,
+    threaded: bool = False,
+    on_app: Callable[[ExplorerApp], None] | None = None,
+) -> Any:
+    """Serve the app on ``address:port``; returns Panel's server (or thread if threaded).
+
+    The store is opened in each server process, read-only, and shared by its sessions.
+    """
+    pn.extension(notifications=True)
+    pn.config.notifications = True
+    origins = websocket_origin or default_origins(address, port)
+    # With several processes the store is opened after the fork, in each process.
+    factory: Any
+    if num_procs > 1:
+
+        def factory() -> pn.template.BootstrapTemplate:
+            return session_factory(store, on_app)()
+
+    else:
+        factory = session_factory(store, on_app)
+    kwargs: dict[str, Any] = {}
+    if basic_auth:
+        kwargs.update(basic_auth=basic_auth, cookie_secret=cookie_secret)
+    if num_procs > 1:
+        kwargs["num_procs"] = num_procs
+    return pn.serve(  # type: ignore[no-untyped-call]
+        factory,
+        port=port,
+        address=address,
+        websocket_origin=origins,
+        show=show,
+        threaded=threaded,
+        title=f"explorer · {Path(store).name}",
+        verbose=False,
+        **kwargs,
+    )
+
+
+def show(path: str | Path, **kwargs: Any) -> ExplorerApp:
+    """The app over the store at ``path``, for a notebook: display it, read ``.selection``."""
+    pn.extension(notifications=True)
+    return build_app(path)

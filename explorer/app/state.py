@@ -1,0 +1,191 @@
+"""The one shared, mutable state of a browser session; panes talk only through it.
+
+``ExplorerState`` imports only ``param`` and ``numpy``: it knows point counts, names and
+index arrays, never the store. What needs the store (turning ``filters`` into a mask) is
+injected as the ``mask_for`` callable, so the state stays testable without one.
+
+Selections are sorted unique int64 row indices. They change only through ``select``,
+``clear_selection`` and ``invert_selection``, which normalise them, respect the filter
+mask and set ``selection``, ``selection_source`` and ``selection_name`` together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import param
+from numpy.typing import ArrayLike, NDArray
+
+SELECT_MODES = ("replace", "add", "subtract")
+
+# A filter is a list of allowed category labels, or a (low, high) numeric range.
+FilterValue = list[str] | tuple[float, float]
+MaskFn = Callable[[Mapping[str, Any]], NDArray[np.bool_] | None]
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+def _as_rows(indices: ArrayLike, n_points: int) -> NDArray[np.int64]:
+    """Sorted unique int64 rows; raise ValueError for rows outside ``[0, n_points)``."""
+    rows = np.array(indices, dtype=np.int64).ravel()  # a copy: the selection is read-only
+    # Hit-tests already give sorted unique rows: checking is cheap, np.unique is not
+    # (1.2 s for 2M rows with numpy 2's hash-based unique, measured).
+    if rows.size > 1 and not bool(np.all(rows[1:] > rows[:-1])):
+        rows = np.sort(rows)
+        keep = np.empty(rows.size, bool)
+        keep[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=keep[1:])
+        rows = rows[keep]
+    if rows.size and (rows[0] < 0 or rows[-1] >= n_points):
+        msg = f"selection holds rows outside 0..{n_points - 1}; it belongs to another store"
+        raise ValueError(msg)
+    return rows
+
+
+class ExplorerState(param.Parameterized):
+    """Layout, colour, filters, selection and the focused points of one session.
+
+    selection : (m,) int64 sorted unique row indices (always inside ``mask``).
+    mask : (n,) bool of the points the filters keep, or None when nothing is filtered.
+    """
+
+    n_points = param.Integer(default=0, bounds=(0, None), constant=True, doc="points in the store")
+    layout: param.Selector[str | None] = param.Selector(
+        default=None, objects=[], allow_None=True, check_on_set=True, doc="the 2-D layout drawn"
+    )
+    color_by: param.Selector[str] = param.Selector(
+        default="", objects=[""], doc="column or score to colour by; '' = point density"
+    )
+    filters = param.Dict(default={}, doc="column -> allowed labels (list) or (low, high) range")
+    mask = param.Array(default=None, allow_None=True, doc="(n,) bool from filters, or None")
+    mask_for = param.Callable(default=None, allow_None=True, constant=True, doc="filters -> mask")
+    selection = param.Array(default=_EMPTY, doc="(m,) int64 sorted unique row indices")
+    selection_source = param.String(default="", doc="who set the selection (stops feedback loops)")
+    selection_name = param.String(default="", doc="the saved selection shown, until it changes")
+    select_mode: param.Selector[str] = param.Selector(default="replace", objects=list(SELECT_MODES))
+    hovered = param.Integer(default=None, allow_None=True, doc="row under the cursor")
+    pinned = param.Integer(default=None, allow_None=True, doc="row clicked on the map")
+    focus_node = param.Integer(default=None, allow_None=True, doc="focused hierarchy node")
+
+    def __init__(
+        self,
+        *,
+        layouts: list[str] | None = None,
+        color_options: list[str] | None = None,
+        **params: Any,
+    ) -> None:
+        # The choices must exist before values are checked against them.
+        chosen = {k: params.pop(k) for k in ("layout", "color_by") if k in params}
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self.param.layout.objects = list(layouts or [])
+        self.param.color_by.objects = ["", *[c for c in (color_options or []) if c]]
+        if layouts and chosen.get("layout") is None:
+            chosen["layout"] = layouts[0]
+        self.param.update(**chosen)
+        if self.filters:
+            self._apply_filters()
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def n_selected(self) -> int:
+        """Number of selected points."""
+        return int(self.selection.size)
+
+    @property
+    def n_selectable(self) -> int:
+        """Number of points the filters keep (all of them when nothing is filtered)."""
+        return self.n_points if self.mask is None else int(np.count_nonzero(self.mask))
+
+    def selected_mask(self) -> NDArray[np.bool_]:
+        """(n,) bool, True for selected rows."""
+        out: NDArray[np.bool_] = np.zeros(self.n_points, bool)
+        out[self.selection] = True
+        return out
+
+    # -- selection -----------------------------------------------------------------
+    def select(
+        self,
+        indices: ArrayLike,
+        source: str = "",
+        *,
+        mode: str | None = None,
+        name: str = "",
+    ) -> None:
+        """Combine ``indices`` with the selection by ``mode`` (default: ``select_mode``).
+
+        Rows the filters hide are dropped. ``name`` records a saved selection's name (for
+        the URL); any later change forgets it.
+        """
+        mode = mode or self.select_mode
+        if mode not in SELECT_MODES:
+            msg = f"selection mode {mode!r} is not one of {', '.join(SELECT_MODES)}"
+            raise ValueError(msg)
+        rows = self._visible(_as_rows(indices, self.n_points))
+        if mode != "replace":
+            # A flag per point beats union1d / setdiff1d (which sort) by far at millions.
+            flags = self.selected_mask()
+            flags[rows] = mode == "add"
+            rows = np.flatnonzero(flags).astype(np.int64)
+        self._set_selection(rows, source, name)
+
+    def clear_selection(self, source: str = "") -> None:
+        """Select nothing."""
+        self._set_selection(_EMPTY.copy(), source, "")
+
+    def invert_selection(self, source: str = "") -> None:
+        """Select every point the filters keep that is not selected now."""
+        keep = np.ones(self.n_points, bool) if self.mask is None else self.mask.copy()
+        keep[self.selection] = False
+        self._set_selection(np.flatnonzero(keep).astype(np.int64), source, "")
+
+    def _visible(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        if self.mask is None or rows.size == 0:
+            return rows
+        kept: NDArray[np.int64] = rows[self.mask[rows]]
+        return kept
+
+    def _set_selection(self, rows: NDArray[np.int64], source: str, name: str) -> None:
+        rows.setflags(write=False)  # shared with panes and renders: never edit in place
+        self.param.update(selection=rows, selection_source=source, selection_name=name)
+
+    # -- filters -------------------------------------------------------------------
+    @param.depends("filters", watch=True)
+    def _apply_filters(self) -> None:
+        """Recompute ``mask``; drop hidden rows from the selection and the focused points."""
+        mask = self.mask_for(self.filters) if self.mask_for is not None else None
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (self.n_points,):
+                msg = f"mask_for returned shape {mask.shape}, expected ({self.n_points},)"
+                raise ValueError(msg)
+        updates: dict[str, Any] = {"mask": mask}
+        if mask is not None:
+            kept = self.selection[mask[self.selection]]
+            if kept.size != self.selection.size:
+                kept.setflags(write=False)
+                updates.update(selection=kept, selection_source="filters", selection_name="")
+            for focus in ("hovered", "pinned"):
+                row = getattr(self, focus)
+                if row is not None and not mask[row]:
+                    updates[focus] = None
+        self.param.update(**updates)
+
+    def set_filter(self, column: str, value: FilterValue | None) -> None:
+        """Set (or with None remove) one column's filter."""
+        filters = dict(self.filters)
+        if value is None:
+            filters.pop(column, None)
+        else:
+            filters[column] = value
+        self.filters = filters
+
+    def view(self) -> dict[str, Any]:
+        """What a shared link reproduces: layout, colour, filters, saved selection's name."""
+        return {
+            "layout": self.layout,
+            "color_by": self.color_by,
+            "filters": dict(self.filters),
+            "selection_name": self.selection_name,
+        }

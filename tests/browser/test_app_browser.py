@@ -1,0 +1,99 @@
+"""The served app in headless Chromium: it draws, selects with the mouse, exports, and
+never runs metadata as code. Screenshots go to ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from playwright.sync_api import Page
+
+from explorer.app.shell import ExplorerApp
+from tests.browser.conftest import (
+    Served,
+    artifact,
+    frame_box,
+    open_app,
+    screen_xy,
+    wait_until,
+)
+from tests.helpers import XSS
+
+pytestmark = pytest.mark.browser
+
+
+def drag_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
+    page.locator(".bk-tool-icon-box-select").first.click()
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+
+
+def drag_share(page: Page, app: ExplorerApp, share: tuple[float, float, float, float]) -> None:
+    """Box-select from/to fractions ``(fx0, fy0, fx1, fy1)`` of the plotting area."""
+    left, top, width, height = frame_box(page, app)
+    fx0, fy0, fx1, fy1 = share
+    drag_box(page, left + fx0 * width, top + fy0 * height, left + fx1 * width, top + fy1 * height)
+
+
+def test_map_is_not_blank(page: Page, served: Served) -> None:
+    app = open_app(page, served)
+    shot = artifact("browser-map.png")
+    page.screenshot(path=str(shot))
+    png = page.locator(".bk-Canvas").first.screenshot()
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    # Coloured (not white, not grey axis text) pixels: the points.
+    spread = pixels.max(axis=2) - pixels.min(axis=2)
+    assert int((spread > 40).sum()) > 300, f"map looks blank; see {shot}"
+    assert app.map.last_result is not None
+    assert app.map.last_result.frame.n_in_view == 600
+
+
+def test_box_selection_changes_the_count(page: Page, served: Served) -> None:
+    app = open_app(page, served)
+    assert app.state.n_selected == 0
+    drag_share(page, app, (0.05, 0.05, 0.6, 0.7))
+    n = wait_until(lambda: app.state.n_selected, page)
+    assert app.state.selection_source == "map"
+    page.get_by_text(f"{n:,} of 600 points selected").wait_for(timeout=10_000)
+    # The map shows the selection once the highlighted frame has arrived.
+    wait_until(lambda: app.map.last_result and app.map.last_result.frame.n_highlight_in_view, page)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifact("browser-box-selection.png")))
+
+
+def test_download_holds_the_selected_ids(page: Page, served: Served) -> None:
+    app = open_app(page, served)
+    drag_share(page, app, (0.3, 0.2, 0.95, 0.95))
+    n = wait_until(lambda: app.state.n_selected, page)
+    button = page.get_by_role("button", name=f"Download {n:,} selected points")
+    button.wait_for(timeout=10_000)
+    with page.expect_download(timeout=20_000) as info:
+        button.click()
+    path = info.value.path()
+    table = pd.read_parquet(path)
+    expected = app.resources.column("pid")[app.state.selection].tolist()
+    assert table["pid"].tolist() == expected
+    assert info.value.suggested_filename == "selection.parquet"
+
+
+def test_metadata_is_shown_as_text_never_run(page: Page, served: Served) -> None:
+    app = open_app(page, served)
+    notes = app.resources.column("note")
+    row = int(np.flatnonzero(notes == XSS)[0])
+    x, y = app.resources.index(app.state.layout).coords[row]
+    sx, sy = screen_xy(page, app, float(x), float(y))
+    page.mouse.move(sx + 2, sy)
+    page.mouse.move(sx, sy)
+    page.mouse.click(sx, sy)
+    wait_until(lambda: app.state.pinned is not None, page)
+    pinned = app.state.pinned
+    assert pinned is not None
+    assert notes[pinned] == XSS
+    page.get_by_text(XSS).first.wait_for(timeout=10_000)  # shown, as text
+    page.screenshot(path=str(artifact("browser-xss-as-text.png")))
+    assert page.evaluate("window.__pwned") is None
