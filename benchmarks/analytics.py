@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.build import peak_rss_kb  # noqa: E402
 
 
 def _exact_knn(x: np.ndarray, k: int = 15) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +165,7 @@ def _child(stage: str, data: str) -> dict[str, float]:
         sliceline(table, errors)
         embedding_slices(x, errors, seed=0)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     inputs = x.nbytes + idx.nbytes + dist.nbytes
     return {"seconds": seconds, "peak_gb": peak / 1024**2, "inputs_gb": inputs / 1024**3}
 

@@ -23,6 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident memory (VmHWM), in KB.
+
+    Not ``getrusage``: Linux keeps ``ru_maxrss`` across ``exec``, so a child would report
+    its parent's peak if that was higher. VmHWM belongs to the new address space.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _child_build(data: str, out: str, layouts: str) -> dict[str, object]:
     from explorer.config import BuildConfig, parse_layouts
     from explorer.ingest.dataset import InputSpec
@@ -77,7 +89,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         result = _child_build(*rest) if kind == "build" else _child_umap(*rest)
-        result["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result["peak_rss_kb"] = peak_rss_kb()
         print(json.dumps(result))
         return
 

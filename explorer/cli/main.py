@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from explorer import __version__
 from explorer.errors import ExplorerError
+from explorer.version import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

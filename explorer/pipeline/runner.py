@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from explorer import __version__
 from explorer.config import BuildConfig
 from explorer.ingest.dataset import InputSpec
 from explorer.ingest.validate import load_dataset
@@ -27,6 +26,7 @@ from explorer.pipeline.registry import all_stages
 from explorer.pipeline.stage import BuildContext, Stage
 from explorer.store.format import FORMAT_NAME, FORMAT_VERSION
 from explorer.store.writer import StoreWriter, file_digest, stage_key
+from explorer.version import __version__
 
 
 @dataclass
