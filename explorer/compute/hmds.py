@@ -29,6 +29,7 @@ from explorer.compute.hmds_graph import (
 from explorer.compute.hmds_refine import refine_dense, refine_points
 from explorer.compute.hyperbolic import (
     clip_to_disk,
+    hyperboloid_to_poincare,
     hyperboloid_to_tangent,
     lorentz_recentre,
     poincare_distance,
@@ -292,7 +293,10 @@ def hmds_layout(
     steps = refine_steps // _LOCAL_FRACTION
     refine_points(u, others, (ind, kd), dists, tau, steps, rng, lambda f: report(3, f))
     report(3, 1.0)
-    coords = clip_to_disk(tangent_to_poincare(u))
+    # An isometry moving the Lorentz centroid to the origin: distances are unchanged, and
+    # the picture uses the whole disk instead of crowding one side's rim.
+    centred = lorentz_recentre(_tangent_to_hyperboloid(u))
+    coords = clip_to_disk(hyperboloid_to_poincare(centred))
     p = coords.astype(np.float64)
     distortion = _pair_distortion(p[hold][:, None, :], p[fitted][None, :, :], hold_d, tau)
     return HmdsResult(coords, tau, fitted, hold.astype(np.int64), distortion, distortion_mds)

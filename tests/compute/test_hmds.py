@@ -309,3 +309,16 @@ def test_layout_through_landmark_labels(monkeypatch: pytest.MonkeyPatch, distanc
     np.fill_diagonal(d, np.inf)
     assert np.mean(labels[np.argmin(d, axis=1)] == labels) >= 0.95
     assert result.distortion < 0.2
+
+
+def test_layout_is_centred_in_the_disk() -> None:
+    from explorer.compute.hmds import hmds_layout
+    from explorer.compute.knn import knn_graph
+
+    rng = np.random.default_rng(7)
+    # An off-centre, lopsided cloud: the layout must still sit around the origin.
+    x = np.vstack([rng.normal(0, 1, (300, 6)), rng.normal(5, 0.5, (60, 6))]).astype(np.float32)
+    g = knn_graph(x, 10)
+    coords = hmds_layout(x, g.indices, g.distances, n_landmarks=80, refine_steps=200).coords
+    spatial = 2 * coords / (1 - (coords**2).sum(axis=1, keepdims=True))
+    assert np.linalg.norm(spatial.mean(axis=0)) < 0.05 * np.linalg.norm(spatial, axis=1).mean()
