@@ -10,11 +10,13 @@ would cost 5 s and 700 MB), and a sample of rows decides between categorical and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 ColumnKind = Literal["categorical", "numeric", "text", "id", "image"]
@@ -103,3 +105,11 @@ def display_value(value: object) -> str:
     if isinstance(value, float | np.floating):
         return f"{float(value):.4g}"
     return str(value)
+
+
+def first_rows(path: Path, n: int = 20_000) -> pa.Table:
+    """The first ``n`` rows of a Parquet file: enough to tell the columns' kinds."""
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=n):
+        return pa.Table.from_batches([batch])
+    return pf.schema_arrow.empty_table()

@@ -11,9 +11,7 @@ path caches sorted copies by identity), so never modify them: build new ones.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,8 +28,10 @@ from explorer.app.columns import (
     describe_columns,
     display_value,
     factorize,
+    first_rows,
     numeric_values,
 )
+from explorer.app.masks import FilterMasks
 from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError
 from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
@@ -41,7 +41,6 @@ from explorer.store.reader import Store
 
 T = TypeVar("T")
 TOP_CATEGORIES = 10
-_MAX_MASKS = 16
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
 
@@ -62,7 +61,7 @@ class StoreResources:
         self._cache: dict[tuple[str, str], Any] = {}
         self._item_locks: dict[tuple[str, str], threading.Lock] = {}
         self._table_thread: threading.Thread | None = None
-        self._masks: OrderedDict[str, NDArray[np.bool_]] = OrderedDict()
+        self._masks = FilterMasks(self.n_points, self._filter_mask)
 
     def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
         # One lock per item: two sessions never build the same thing twice, and building
@@ -111,7 +110,7 @@ class StoreResources:
         """Every metadata column and its kind, by name (decided on the first 20,000 rows)."""
 
         def make() -> dict[str, ColumnInfo]:
-            first = self.table if self.has_table else _first_rows(self._points_path)
+            first = self.table if self.has_table else first_rows(self._points_path)
             return {c.name: c for c in describe_columns(first, self.roles)}
 
         return self._cached("columns", "", make)
@@ -273,22 +272,7 @@ class StoreResources:
         The same filters give the same (read-only) array object, so renders reuse their
         sorted copies of it.
         """
-        if not filters:
-            return None
-        key = json.dumps(_canonical(filters), sort_keys=True)
-        with self._lock:
-            hit = self._masks.get(key)
-            if hit is not None:
-                self._masks.move_to_end(key)
-                return hit
-        mask = np.ones(self.n_points, bool)
-        for column, value in filters.items():
-            mask &= self._filter_mask(column, value)
-        with self._lock:
-            self._masks[key] = _frozen(mask)
-            while len(self._masks) > _MAX_MASKS:
-                self._masks.popitem(last=False)
-        return mask
+        return self._masks.get(filters)
 
     def _filter_mask(self, column: str, value: Any) -> NDArray[np.bool_]:
         info = self.columns.get(column)
@@ -379,28 +363,6 @@ class StoreResources:
 def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int32], list[str]]:
     codes, labels = factorize(col)
     return _frozen(codes), labels
-
-
-def _first_rows(path: Path, n: int = 20_000) -> pa.Table:
-    """The first ``n`` rows of a Parquet file: enough to tell the columns' kinds."""
-    pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=n):
-        return pa.Table.from_batches([batch])
-    return pf.schema_arrow.empty_table()
-
-
-def _canonical(filters: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for column, value in filters.items():
-        if (
-            isinstance(value, tuple | list)
-            and len(value) == 2
-            and not any(isinstance(v, str) for v in value)
-        ):
-            out[column] = [float(value[0]), float(value[1])]
-        else:
-            out[column] = sorted(str(v) for v in value)
-    return out
 
 
 _registry: dict[Path, StoreResources] = {}
