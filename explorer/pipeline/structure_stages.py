@@ -54,7 +54,7 @@ def _node_magnitudes(ctx: BuildContext, tree: Tree) -> np.ndarray:
 
 def _names(ctx: BuildContext, tree: Tree) -> list[str]:
     """Node names from the sliceable metadata, or from the text column's top terms."""
-    table, _ = _sliceable(ctx)
+    table, _ = _sliceable(ctx, _errors(ctx))
     text = ctx.roles.get("text")
     if text is not None:
         table = table.assign(**{text: ctx.dataset.points[text].astype(str)})
@@ -168,14 +168,13 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _sliceable(ctx: BuildContext) -> tuple[pd.DataFrame, list[str]]:
+def _sliceable(ctx: BuildContext, errors: np.ndarray | None) -> tuple[pd.DataFrame, list[str]]:
     """The metadata worth slicing and naming by, and the leaky columns left out of it."""
     roles, points = ctx.roles, ctx.dataset.points
     skip = [c for c in (roles["id"], roles.get("image"), roles.get("text")) if c]
     skip += [c for c in (roles.get("prediction"), roles.get("loss")) if c]
     skip += [c for c in ctx.config.slices.ignore if c in points.columns]
     table = points.drop(columns=list(dict.fromkeys(skip)))
-    errors = _errors(ctx)
     leaks = leaky_columns(table, errors) if errors is not None else []
     return table.drop(columns=leaks), leaks
 
@@ -183,7 +182,7 @@ def _sliceable(ctx: BuildContext) -> tuple[pd.DataFrame, list[str]]:
 def _slices(ctx: BuildContext) -> StageResult:
     cfg = ctx.config.slices
     errors = _errors(ctx)
-    table, leaks = _sliceable(ctx)
+    table, leaks = _sliceable(ctx, errors)
     common: dict[str, Any] = {"alpha": cfg.alpha, "confidence": cfg.confidence}
     parts: list[SliceSet] = [
         metadata_slices(
@@ -261,7 +260,12 @@ def structure_stages() -> list[Stage]:
             "hierarchy",
             _hierarchy,
             requires=("vectors", "intrinsic", "outliers"),
-            params=lambda ctx: {**ctx.config.hierarchy.as_dict(), "seed": ctx.config.seed},
+            params=lambda ctx: {
+                **ctx.config.hierarchy.as_dict(),
+                "seed": ctx.config.seed,
+                # node names are made from the same columns the slices use
+                "slice_ignore": list(ctx.config.slices.ignore),
+            },
             libraries=("numpy", "numba", "scikit-learn"),
             title="cluster hierarchy (recursive k-means)",
         ),

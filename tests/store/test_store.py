@@ -252,3 +252,20 @@ def test_concurrent_saves_lose_nothing(tiny_store: Path, tmp_path: Path) -> None
     assert store.selections() == sorted(wanted)
     for name, rows in wanted.items():
         np.testing.assert_array_equal(store.selection(name), rows)
+
+
+def test_slice_ignore_reruns_hierarchy_names_and_slices(
+    tiny_input: InputSpec, tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _copy(tiny_store, tmp_path)
+    calls: dict[str, int] = {}
+    _counting(monkeypatch, calls, fail=None)
+    from dataclasses import replace
+
+    from explorer.config import SliceConfig
+
+    config = replace(TINY_CONFIG, slices=SliceConfig(ignore=("size",)))
+    build_store(tiny_input, out, config, show_progress=False)
+    assert calls == {"hierarchy": 1, "slices": 1}
+    names = explorer.open_store(str(out)).slices()["name"]
+    assert not names.str.startswith("size").any()
