@@ -36,7 +36,7 @@ from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError
 from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
 from explorer.render.raster import NumericColor, PointIndex, warm_up
-from explorer.store.format import TABLES
+from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 T = TypeVar("T")
@@ -91,9 +91,7 @@ class StoreResources:
 
     @property
     def _points_path(self) -> Path:
-        stage, stem = "validate", TABLES["validate"][0]
-        self.store.stage(stage)  # a clear error when the stage is missing
-        return self.store.path / stage / f"{stem}.parquet"
+        return self.store.table_path("validate", "points")
 
     def column_data(self, name: str) -> pa.ChunkedArray:
         """One column as Arrow: from the loaded table, or read alone from the file.
@@ -345,19 +343,8 @@ class StoreResources:
     def subset(
         self, rows: NDArray[np.int64], *, layouts: tuple[str, ...] = (), vectors: bool = False
     ) -> pd.DataFrame:
-        """The point table at ``rows``, like ``explorer.store.export.subset_table``.
-
-        Coordinates become ``<layout>_x`` / ``<layout>_y``; vectors a list column ``vector``.
-        Taken from the Arrow table, so an export never loads the whole table into pandas.
-        """
-        table: pd.DataFrame = self.table.take(pa.array(np.asarray(rows, np.int64))).to_pandas()
-        for name in layouts:
-            coords = np.asarray(self.store.layout(name)[rows])
-            table[f"{name}_x"] = coords[:, 0]
-            table[f"{name}_y"] = coords[:, 1]
-        if vectors:
-            table["vector"] = list(np.asarray(self.store.vectors(reduced=False)[rows]))
-        return table
+        """The point table at ``rows``, as ``explorer export`` writes it."""
+        return subset_table(self.store, rows, layouts=layouts, vectors=vectors, points=self.table)
 
 
 def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int32], list[str]]:

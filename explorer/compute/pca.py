@@ -13,12 +13,14 @@ from explorer.errors import ConfigError
 
 @dataclass(frozen=True)
 class PcaResult:
-    """vectors (n, p) float32; components (p, d); mean (d,); explained_variance (p,)."""
+    """vectors (n, p) float32; components (p, d); mean (d,); explained_variance (p,);
+    total_variance: the input's variance summed over all d dimensions."""
 
     vectors: NDArray[np.float32]
     components: NDArray[np.float32]
     mean: NDArray[np.float32]
     explained_variance: NDArray[np.float32]
+    total_variance: float
 
 
 def pca_reduce(
@@ -71,4 +73,5 @@ def pca_reduce(
         components=components.astype(np.float32),
         mean=mean.astype(np.float32),
         explained_variance=np.maximum(eigval[top], 0.0).astype(np.float32),
+        total_variance=float(np.trace(cov)),
     )

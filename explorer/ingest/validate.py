@@ -64,9 +64,8 @@ def _vector_columns(spec: InputSpec, table: pd.DataFrame) -> list[str]:
 
 
 def _vectors_from_columns(
-    spec: InputSpec, table: pd.DataFrame
+    spec: InputSpec, table: pd.DataFrame, cols: list[str]
 ) -> tuple[NDArray[np.floating], pd.DataFrame]:
-    cols = _vector_columns(spec, table)
     for c in cols:
         if table[c].dtype.kind not in "fiub":
             raise _bad_numeric_cell(spec.path, table, c)
@@ -188,7 +187,7 @@ def load_dataset(spec: InputSpec) -> Dataset:
         raise InputError(msg)
     if matrix is None:
         vector_names = _vector_columns(spec, table)
-        matrix, table = _vectors_from_columns(spec, table)
+        matrix, table = _vectors_from_columns(spec, table, vector_names)
     n = matrix.shape[0]
     if n == 0:
         msg = f"{spec.path} has no rows"

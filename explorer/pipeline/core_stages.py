@@ -45,7 +45,7 @@ def _pca(ctx: BuildContext) -> StageResult:
         chunk_rows=cfg.chunk_rows,
         on_progress=ctx.progress,
     )
-    total = float(np.var(ctx.array("validate", "vectors")[:100_000], axis=0).sum())
+    total = result.total_variance
     kept = float(result.explained_variance.sum()) / total if total > 0 else 1.0
     return StageResult(
         arrays={
@@ -108,13 +108,12 @@ def _thumbs(ctx: BuildContext) -> StageResult:
     assert ds.image_root is not None
     paths = image_paths(ds.points[column], ds.image_root)
     cfg = ctx.config.thumbs
-    cells: dict[str, np.ndarray] = {}
 
     def write(folder):  # type: ignore[no-untyped-def]
-        cells["cell"] = write_sprite_sheets(
+        cells = write_sprite_sheets(
             paths, folder, size=cfg.size, per_side=cfg.per_sheet_side, on_progress=ctx.progress
         )
-        np.save(folder / "cell.npy", cells["cell"], allow_pickle=False)
+        np.save(folder / "cell.npy", cells, allow_pickle=False)
 
     return StageResult(
         extra=write,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from explorer.errors import InputError
@@ -26,12 +28,17 @@ def subset_table(
     *,
     layouts: tuple[str, ...] = (),
     vectors: bool = False,
+    points: pa.Table | None = None,
 ) -> pd.DataFrame:
     """The point table restricted to ``rows`` (sorted int64), plus optional columns.
 
-    Coordinates become ``<layout>_x`` / ``<layout>_y``; vectors a list column ``vector``.
+    Taken from Arrow (``points``, when the caller holds the table already, else read from
+    the store), so an export never converts the whole table to pandas. Coordinates become
+    ``<layout>_x`` / ``<layout>_y``; vectors a list column ``vector``.
     """
-    table = store.points.iloc[rows].reset_index(drop=True)
+    if points is None:
+        points = pq.read_table(store.table_path("validate", "points"))
+    table: pd.DataFrame = points.take(pa.array(np.asarray(rows, np.int64))).to_pandas()
     for name in layouts:
         coords = np.asarray(store.layout(name)[rows])
         table[f"{name}_x"] = coords[:, 0]

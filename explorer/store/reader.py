@@ -28,7 +28,10 @@ from explorer.store.format import (
     FORMAT_VERSION,
     MANIFEST,
     SELECTIONS_DIR,
+    SPRITE_SHEET,
     STAGE_META,
+    check_selection_name,
+    selection_file,
 )
 from explorer.store.writer import file_digest
 
@@ -167,12 +170,16 @@ class Store:
             raise StageMissingError(msg)
         return load_array(self.path / stage / f"{stem}.npy", expected_bytes=info["bytes"])
 
-    def table(self, stage: str, stem: str) -> pd.DataFrame:
-        """A stage's table, read from Parquet."""
+    def table_path(self, stage: str, stem: str) -> Path:
+        """Path of a stage's Parquet table (for readers that want Arrow or single columns)."""
         if f"{stem}.parquet" not in self.stage(stage)["files"]:
             msg = f"stage {stage!r} of {self.path} has no table {stem!r}"
             raise StageMissingError(msg)
-        return pd.read_parquet(self.path / stage / f"{stem}.parquet")
+        return self.path / stage / f"{stem}.parquet"
+
+    def table(self, stage: str, stem: str) -> pd.DataFrame:
+        """A stage's table, read from Parquet."""
+        return pd.read_parquet(self.table_path(stage, stem))
 
     # -- the public API --------------------------------------------------------------
     @functools.cached_property
@@ -290,8 +297,6 @@ class Store:
 
     def sprite_sheet_path(self, sheet: int) -> Path:
         """Path of one sprite sheet PNG."""
-        from explorer.store.format import SPRITE_SHEET
-
         return self.path / "thumbs" / SPRITE_SHEET.format(sheet)
 
     # -- saved selections --------------------------------------------------------------
@@ -304,8 +309,6 @@ class Store:
 
     def selection(self, name: str) -> NDArray[np.int64]:
         """A saved selection's sorted int64 row indices."""
-        from explorer.store.format import check_selection_name, selection_file
-
         try:
             rel = selection_file(check_selection_name(name))
         except ValueError as exc:
