@@ -32,14 +32,20 @@ from explorer.app.columns import (
     numeric_values,
 )
 from explorer.app.masks import FilterMasks
+from explorer.app.models.hierarchy import HierarchyModel
+from explorer.app.models.scores import ScoreModel
+from explorer.app.models.slices import SliceModel
+from explorer.app.refs import Ref
 from explorer.app.thumbs import Thumbnails
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, StoreError
 from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
 from explorer.render.raster import NumericColor, PointIndex, warm_up
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 T = TypeVar("T")
+TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
+SCORE_LABELS = {"trust": "layout trust", "lid": "local ID", "outlier": "outlier score"}
 TOP_CATEGORIES = 10
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
@@ -62,6 +68,9 @@ class StoreResources:
         self._item_locks: dict[tuple[str, str], threading.Lock] = {}
         self._table_thread: threading.Thread | None = None
         self._masks = FilterMasks(self.n_points, self._filter_mask)
+        self.hierarchy = HierarchyModel(store)
+        self.slices = SliceModel(store)
+        self.scores = ScoreModel(store)
 
     def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
         # One lock per item: two sessions never build the same thing twice, and building
@@ -299,6 +308,25 @@ class StoreResources:
 
         return self._cached("wrong", "", make)
 
+    # -- named selections ------------------------------------------------------------------
+    def rows_of(self, ref: Ref) -> NDArray[np.int64]:
+        """Sorted rows a reference names (see ``explorer.app.refs``)."""
+        if ref.kind == "node":
+            if not self.hierarchy.available or not self.hierarchy.has_node(ref.node):
+                msg = f"this store has no hierarchy node {ref.node}"
+                raise StoreError(msg)
+            return self.hierarchy.members(ref.node)
+        if ref.kind == "range":
+            column, lo, hi = ref.span
+            if column not in self.store.scores and column not in self.names_of("numeric"):
+                msg = f"cannot select a range of {column!r}: no such score or numeric column"
+                raise StoreError(msg)
+            values = self.values(column)
+            return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+        if ref.kind == "slice":
+            return self.slices.members(ref.value)
+        return self.store.selection(ref.value)
+
     # -- single points ----------------------------------------------------------------------
     def neighbors(self, row: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """Point ``row``'s high-dimensional neighbours (itself excluded) and distances."""
@@ -307,6 +335,21 @@ class StoreResources:
         idx, dist = self.store.knn()
         keep = np.asarray(idx[row]) != row
         return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
+
+    def false_neighbours(self, layout: str, row: int) -> NDArray[np.int64]:
+        """Points among ``row``'s nearest on the map that are not among its nearest in the
+        data: where the picture puts strangers next to it."""
+        true, _ = self.neighbors(row)
+        if true.size == 0:
+            return np.zeros(0, np.int64)
+        coords = self.index(layout).coords
+        d2 = np.sum((np.asarray(coords, np.float64) - np.asarray(coords[row], np.float64)) ** 2, 1)
+        d2[row] = np.inf
+        d2[~np.isfinite(d2)] = np.inf
+        k = min(true.size, d2.size - 1)
+        near = np.argpartition(d2, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
+        near = near[np.argsort(d2[near], kind="stable")]
+        return near[~np.isin(near, true)].astype(np.int64)
 
     @property
     def thumbnails(self) -> Thumbnails | None:
@@ -319,13 +362,42 @@ class StoreResources:
         """A PNG data URI of point ``row``'s thumbnail, or None."""
         return None if self.thumbnails is None else self.thumbnails.data_uri(row)
 
+    @property
+    def title_column(self) -> str | None:
+        """A short, title-like text column to lead a point's card with (text stores)."""
+        for info in self.columns.values():
+            if info.kind in ("text", "categorical") and info.name.lower() in TITLE_NAMES:
+                return info.name
+        return None
+
+    def heading(self, row: int) -> str:
+        """What a point is called: its title when the store has one, else its id."""
+        column = self.title_column
+        if column is not None:
+            value = display_value(self.table.column(column)[row].as_py())
+            if value:
+                return value if len(value) <= 120 else value[:119] + "…"
+        return self.label_of(row)
+
     def record(self, row: int) -> dict[str, str]:
-        """Point ``row``'s metadata as text, id first (image paths left out)."""
+        """Point ``row``'s metadata and scores as text, id first.
+
+        Image paths, the title (the card's heading) and the text (shown above the table)
+        are left out, so nothing is said twice.
+        """
         values = self.table.slice(row, 1).to_pylist()[0]
         out = {self.id_column: display_value(values[self.id_column])}
+        skip = {self.title_column, self.text_column}
         for info in self.columns.values():
-            if info.kind not in ("id", "image"):
+            if info.kind not in ("id", "image") and info.name not in skip:
                 out[info.name] = display_value(values[info.name])
+        for name in self.store.scores:
+            value = float(self.values(name)[row])
+            kind, _, layout = name.partition(":")
+            label = SCORE_LABELS.get(kind, kind) + (f" ({layout})" if layout else "")
+            out[label] = (
+                f"{value:.3g}" if np.isfinite(value) else "n/a"
+            )  # fmt: skip
         return out
 
     def text(self, row: int, limit: int = 300) -> str | None:

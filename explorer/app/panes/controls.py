@@ -10,6 +10,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import SELECT_MODES, ExplorerState
 
@@ -72,3 +73,9 @@ class ControlsPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="controls", title="View", region="sidebar",
+    make=lambda res, state: ControlsPane(res, state=state),
+)  # fmt: skip

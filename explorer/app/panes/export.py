@@ -19,6 +19,8 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
+from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 from explorer.errors import ExplorerError
@@ -127,7 +129,7 @@ class ExportPane(Viewer):
             self._report("error", f"Could not save {name!r}: {exc}")
             return None
         self.refresh_saved(select=saved)
-        self.state.selection_name = saved
+        self.state.selection_ref = f"saved:{saved}"
         self._report("success", f"Saved {self.state.n_selected:,} points as {saved!r}")
         return saved
 
@@ -136,8 +138,7 @@ class ExportPane(Viewer):
         if not name or name == NO_SAVED:
             return False
         try:
-            rows = self._res.store.selection(name)
-            self.state.select(rows, source="saved", mode="replace", name=name)
+            select_ref(self.state, self._res, f"saved:{name}", origin="saved", mode="replace")
         except (ExplorerError, ValueError) as exc:
             self._report("error", f"Could not load {name!r}: {exc}")
             return False
@@ -164,3 +165,9 @@ class ExportPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="export", title="Export & save", region="sidebar",
+    make=lambda res, state: ExportPane(res, state=state),
+)  # fmt: skip

@@ -25,8 +25,10 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure, palette_of
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
 from explorer.app.state import ExplorerState
 from explorer.render.hittest import points_in_box, points_in_polygon
@@ -76,6 +78,7 @@ class MapPane(Viewer):
         )
         self._panel = pn.Column(self._status, plot, sizing_mode="stretch_both", min_height=460)
         self._layout_marks()
+        self._update_labels()
         self._update_color_key()
         self._draw_now()
 
@@ -88,12 +91,21 @@ class MapPane(Viewer):
         return (w, h) if w > 0 and h > 0 else DEFAULT_SIZE
 
     def _highlight(self) -> NDArray[np.int64] | None:
+        if self.state.flag_low_trust:
+            return self._low_trust()
         if self.state.n_selected:
             return self.state.selection
         if self.state.pinned is not None:
             nbrs, _ = self._res.neighbors(self.state.pinned)
             return np.unique(np.append(nbrs, self.state.pinned))
         return None
+
+    def _low_trust(self) -> NDArray[np.int64] | None:
+        """Rows whose trust in the current layout is below the threshold (None: no score)."""
+        name = f"trust:{self.state.layout}"
+        if name not in self._res.store.scores:
+            return None
+        return np.flatnonzero(self._res.values(name) < self.state.trust_threshold).astype(np.int64)
 
     def request(self) -> FrameRequest:
         """A snapshot of everything the next frame depends on."""
@@ -168,7 +180,12 @@ class MapPane(Viewer):
         ms = result.render_ms + result.encode_ms
         shown = f"{frame.n_in_view:,} points in view"
         if frame.n_highlight_in_view:
-            shown += f", {frame.n_highlight_in_view:,} highlighted"
+            what = (
+                "low-trust"
+                if req.highlight is not None and self.state.flag_low_trust
+                else ("highlighted")
+            )
+            shown += f", {frame.n_highlight_in_view:,} {what}"
         self._status.object = markup.note(
             f"{shown} · frame {ms:.0f} ms, {result.png_bytes / 1024:.0f} KB"
         )
@@ -190,6 +207,7 @@ class MapPane(Viewer):
         x0, x1, y0, y1 = float(event.x0), float(event.x1), float(event.y0), float(event.y1)
         if x1 > x0 and y1 > y0:
             self._view = (x0, x1, y0, y1)
+            self._update_labels()
             self.redraw()
 
     def _on_range_change(self, attr: str, old: Any, new: Any) -> None:
@@ -200,6 +218,7 @@ class MapPane(Viewer):
         x0, x1, y0, y1 = (float(v) for v in values)  # type: ignore[arg-type]
         if x1 > x0 and y1 > y0 and (x0, x1, y0, y1) != self._view:
             self._view = (x0, x1, y0, y1)
+            self._update_labels()
             self.redraw(VIEW_DEBOUNCE_MS)
 
     def _on_resize(self, attr: str, old: Any, new: Any) -> None:
@@ -232,19 +251,36 @@ class MapPane(Viewer):
             self.select_geometry(dict(event.geometry))
 
     def select_geometry(self, geometry: dict[str, Any]) -> None:
-        """Select the points inside a Bokeh selection geometry (rect or poly)."""
+        """Select the points inside a Bokeh selection geometry (rect or poly).
+
+        The hit-test runs in a worker thread when served (at 10M points it would stall
+        every session's event loop), and the selection is set back on the loop.
+        """
         index = self._res.index(self.state.layout)
         mask = self.state.mask
         if geometry.get("type") == "rect":
             g = geometry
-            rows = points_in_box(index, g["x0"], g["x1"], g["y0"], g["y1"], mask=mask)
+            box = (float(g["x0"]), float(g["x1"]), float(g["y0"]), float(g["y1"]))
+
+            def work() -> NDArray[np.int64]:
+                return points_in_box(index, *box, mask=mask)
+
         elif geometry.get("type") == "poly":
             px = np.asarray(geometry["x"], np.float64)
             py = np.asarray(geometry["y"], np.float64)
-            rows = points_in_polygon(index, px, py, mask=mask)
+
+            def work() -> NDArray[np.int64]:
+                return points_in_polygon(index, px, py, mask=mask)
+
         else:
             return
-        self.state.select(rows, source="map")
+        run_then(self._served_doc(), work, lambda rows: self.state.select(rows, source="map"),
+                 self._report_error)  # fmt: skip
+
+    def _report_error(self, error: Exception) -> None:
+        if pn.state.notifications is not None:
+            message = markup.esc(f"Could not select: {error}")
+            pn.state.notifications.error(message, duration=8000)  # type: ignore[no-untyped-call]
 
     # -- state → figure ----------------------------------------------------------------
     @param.depends("state.layout", watch=True)
@@ -255,6 +291,7 @@ class MapPane(Viewer):
         self._map.disk.visible = layout == DISK_LAYOUT
         self._map.bounds.data = {"x": [x0, x1], "y": [y0, y1]}  # resets the browser's view
         self._layout_marks()
+        self._update_labels()
         self.redraw()
 
     @param.depends("state.color_by", watch=True)
@@ -262,8 +299,44 @@ class MapPane(Viewer):
         self._update_color_key()
         self.redraw()
 
-    @param.depends("state.mask", "state.selection", watch=True)
+    @param.depends("state.mask", "state.selection", "state.flag_low_trust",
+                   "state.trust_threshold", watch=True)  # fmt: skip
     def _on_points(self) -> None:
+        self.redraw()
+
+    @param.depends("state.show_labels", watch=True)
+    def _update_labels(self) -> None:
+        """Cluster names for the current view (coarser zoomed out, finer zoomed in)."""
+        tree = self._res.hierarchy
+        layout = self.state.layout
+        if not self.state.show_labels or not tree.available or layout is None:
+            self._map.labels.data = {"x": [], "y": [], "text": []}
+            return
+        coords = self._res.index(layout).coords
+        found = tree.labels_in_view(coords, layout, self._view)
+        self._map.labels.data = {
+            "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
+            "text": [_short(name) for _, _, name in found],
+        }  # fmt: skip
+
+    @param.depends("state.centre", watch=True)
+    def _on_centre(self) -> None:
+        """Move the view to centre the requested point, zooming in from a far view."""
+        row = self.state.centre
+        if row is None:
+            return
+        x, y = (float(v) for v in self._res.index(self.state.layout).coords[row])
+        if not (np.isfinite(x) and np.isfinite(y)):
+            return
+        fx0, fx1, _, _ = self._res.extent(self.state.layout)
+        x0, x1, y0, y1 = self._view
+        w, h = x1 - x0, y1 - y0
+        if w > 0.5 * (fx1 - fx0):  # a view of (nearly) everything: zoom in to see the point
+            w, h = w / 5, h / 5
+        self._view = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
+        self._map.x_range.update(start=self._view[0], end=self._view[1])
+        self._map.y_range.update(start=self._view[2], end=self._view[3])
+        self._update_labels()
         self.redraw()
 
     @param.depends("state.pinned", watch=True)
@@ -293,6 +366,11 @@ class MapPane(Viewer):
             self._map.pinned.data = self._xy([pinned])
         ends = self._xy(nbrs)
         self._map.neighbours.data = ends
+        false = (
+            np.zeros(0, np.int64) if pinned is None
+            else self._res.false_neighbours(self.state.layout, pinned)
+        )  # fmt: skip
+        self._map.false_neighbours.data = self._xy(false)
         if pinned is None:
             self._map.links.data = {"xs": [], "ys": []}
         else:
@@ -318,3 +396,15 @@ class MapPane(Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """The map and its status line (the legend is ``self.legend``, placed by the shell)."""
         return self._panel
+
+
+def _short(name: str, limit: int = 28) -> str:
+    """A cluster name short enough for the map, on one line."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in name)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+PANE = PaneSpec(
+    name="map", title="Map", region="map",
+    make=lambda res, state: MapPane(res, state=state),
+)  # fmt: skip

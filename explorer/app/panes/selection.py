@@ -17,6 +17,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 
@@ -86,8 +87,8 @@ class SelectionPane(Viewer):
         rates = self.error_rates()
         if rates is not None:
             parts.append(f" · error rate {rates[0]:.1%} (overall {rates[1]:.1%})")
-        if self.state.selection_name:
-            parts.append(f" · saved as <i>{markup.esc(self.state.selection_name)}</i>")
+        if self.state.selection_ref:
+            parts.append(f" · <i>{markup.esc(self.state.selection_ref)}</i>")
         self.header.object = markup.card(parts)
         tables = [
             markup.value_table(c, self.top_values(c), n)
@@ -105,3 +106,9 @@ class SelectionPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="selection", title="Selection", region="tabs",
+    make=lambda res, state: SelectionPane(res, state=state),
+)  # fmt: skip
