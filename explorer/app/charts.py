@@ -98,7 +98,7 @@ class Gallery:
         tap = TapTool()
         self.figure = figure(
             height=height, sizing_mode="stretch_width", tools=[tap, "pan", "wheel_zoom"],
-            toolbar_location=None, x_range=Range1d(start=-0.05, end=columns + 0.05), match_aspect=False,
+            toolbar_location=None, x_range=Range1d(start=-0.05, end=columns + 0.05),
         )  # fmt: skip
         fig = self.figure
         fig.axis.visible = False

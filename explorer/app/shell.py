@@ -95,7 +95,7 @@ class ExplorerApp(Viewer):
         for spec in self._region("sidebar") + self._region("aside"):
             if items:
                 items.append(pn.layout.Divider())  # type: ignore[no-untyped-call]
-            if spec.region == "sidebar" and spec.name != "controls":
+            if spec.name == "export":  # the other panes' widgets carry their own labels
                 items.append(markup.html_pane(f"<b>{markup.esc(spec.title)}</b>", margin=(0, 10)))
             items.append(self.panes[spec.name])
         return items

@@ -10,8 +10,9 @@ from explorer.app.models.cache import BoundedCache
 from explorer.store.reader import Store
 
 # Columns the table shows, in order, when the store has them.
+# What tells slices apart first; the longer text last (the table scrolls sideways).
 TABLE_COLUMNS = (
-    "kind", "name", "description", "size", "error_rate", "lift", "lower_bound", "related",
+    "name", "size", "error_rate", "lift", "lower_bound", "kind", "description", "related",
 )  # fmt: skip
 
 

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (800, 600)
 PICK_RADIUS_PX = 8  # how close (in pixels) the cursor must be to hover or pin a point
-VIEW_DEBOUNCE_MS = 120  # range changes while dragging: render when they pause
+VIEW_DEBOUNCE_MS = 120
+LEGEND_WIDTH = 150  # range changes while dragging: render when they pause
 
 
 class MapPane(Viewer):
@@ -76,7 +77,16 @@ class MapPane(Viewer):
         plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
             self.figure, sizing_mode="stretch_both", min_height=420
         )
-        self._panel = pn.Column(self._status, plot, sizing_mode="stretch_both", min_height=460)
+        self.legend.param.update(width=LEGEND_WIDTH, sizing_mode="fixed")
+        legend = pn.Column(
+            self.legend, width=LEGEND_WIDTH, scroll=True, sizing_mode="stretch_height"
+        )
+        self._panel = pn.Column(
+            self._status,
+            pn.Row(plot, legend, sizing_mode="stretch_both"),
+            sizing_mode="stretch_both",
+            min_height=460,
+        )
         self._layout_marks()
         self._update_labels()
         self._update_color_key()

@@ -59,7 +59,7 @@ class SlicesPane(Viewer):
                 "lift": NumberFormatter(format="0.00"),
                 "size": NumberFormatter(format="0,0"),
             },
-            layout="fit_data_table",
+            layout="fit_data_table", widths={"name": 190, "description": 220, "related": 160},
         )  # fmt: skip
         self.table.param.watch(self._on_row, "selection")
         self.help = markup.html_pane(markup.note(HELP), margin=(0, 10))
@@ -77,9 +77,10 @@ class SlicesPane(Viewer):
         table = self._model.table()
         chosen = set(self.kind_filter.value or [])
         kinds = self._model.kinds()
-        if set(self.kind_filter.options) != set(kinds):
-            self.kind_filter.options = kinds
-            chosen |= set(kinds) - set(self.kind_filter.options)
+        new_kinds = set(kinds) - set(self.kind_filter.options)
+        if new_kinds:  # e.g. the first saved selection: show it
+            chosen |= new_kinds
+            self.kind_filter.param.update(options=kinds, value=sorted(chosen))
         self.frame = table[table["kind"].isin(chosen)].reset_index(drop=True)
         self.table.value = self.frame
         self.table.selection = []

@@ -90,7 +90,8 @@ class TreemapPane(Viewer):
         w, h = DEFAULT_PX
         tap = TapTool()
         fig = figure(
-            x_range=Range1d(start=0, end=w), y_range=Range1d(start=0, end=h), tools=[tap], toolbar_location=None,
+            x_range=Range1d(start=0, end=w), y_range=Range1d(start=0, end=h), tools=[tap],
+            toolbar_location=None,
             sizing_mode="stretch_both", min_height=300,
         )  # fmt: skip
         fig.axis.visible = False
