@@ -19,6 +19,8 @@ from bokeh.models.annotations import Span
 from bokeh.plotting import figure
 from numpy.typing import NDArray
 
+from explorer.app.background import on_loop, served_document
+
 ACCENT = "#4c78a8"
 _URI_RE = re.compile(r"^data:image/png;base64,[A-Za-z0-9+/=]*$")
 
@@ -62,17 +64,22 @@ class Histogram:
     ) -> None:
         """Redraw from bin edges and the counts of all points and of the selection."""
         total, n_sel = max(int(counts.sum()), 1), int(selected.sum())
-        self.source.data = {
+        data = {
             "left": edges[:-1].tolist(), "right": edges[1:].tolist(),
             "all": (counts / total).tolist(),
             "sel": (selected / max(n_sel, 1)).tolist() if n_sel else [0.0] * counts.size,
         }  # fmt: skip
+        on_loop(served_document(self.figure), lambda: setattr(self.source, "data", data))
 
     def mark(self, value: float | None) -> None:
         """Show a threshold line at ``value`` (hide it with None)."""
-        self.threshold.visible = value is not None
-        if value is not None:
-            self.threshold.location = float(value)
+
+        def apply() -> None:
+            self.threshold.visible = value is not None
+            if value is not None:
+                self.threshold.location = float(value)
+
+        on_loop(served_document(self.figure), apply)
 
     def _on_geometry(self, event: events.Event) -> None:
         if not isinstance(event, events.SelectionGeometry) or not event.final:
@@ -119,6 +126,9 @@ class Gallery:
 
     def show(self, items: Sequence[tuple[int, str | None, str, str]]) -> None:
         """Draw ``(row, thumbnail URI or None, snippet, caption)`` per point, in order."""
+        on_loop(served_document(self.figure), lambda: self._show(items))
+
+    def _show(self, items: Sequence[tuple[int, str | None, str, str]]) -> None:
         xs, ys, rows, urls, ix, iy, snippets, captions = [], [], [], [], [], [], [], []
         for i, (row, uri, snippet, caption) in enumerate(items):
             r, c = divmod(i, self.columns)

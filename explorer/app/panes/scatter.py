@@ -25,7 +25,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
-from explorer.app.background import run_then
+from explorer.app.background import on_loop, run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure, palette_of
 from explorer.app.pane import PaneSpec
@@ -39,7 +39,12 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZE = (800, 600)
 PICK_RADIUS_PX = 8  # how close (in pixels) the cursor must be to hover or pin a point
 VIEW_DEBOUNCE_MS = 120
-LEGEND_WIDTH = 150  # range changes while dragging: render when they pause
+LEGEND_WIDTH = 150
+# state parameter -> the map's handler (run under the document lock, see __init__)
+STATE_HANDLERS = {
+    "layout": "_on_layout", "color_by": "_on_color", "show_labels": "_update_labels",
+    "centre": "_on_centre", "pinned": "_on_pinned", "hovered": "_on_hovered",
+}  # fmt: skip  # range changes while dragging: render when they pause
 
 
 class MapPane(Viewer):
@@ -72,6 +77,10 @@ class MapPane(Viewer):
         for rng in (self._map.x_range, self._map.y_range):
             rng.on_change("start", self._on_range_change)
             rng.on_change("end", self._on_range_change)
+        # State changes may come from a widget callback that runs without the document
+        # lock; Bokeh models must change under it, so these handlers run on the next tick.
+        for name, handler in STATE_HANDLERS.items():
+            self.state.param.watch(functools.partial(self._deferred, handler), [name])
         fig.on_change("inner_width", self._on_resize)
         fig.on_change("inner_height", self._on_resize)
         plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
@@ -208,6 +217,9 @@ class MapPane(Viewer):
             self.legend.object = markup.note(f"density: {lo:,.0f}–{hi:,.0f} points per pixel")
         self.param.update(frames_drawn=self.frames_drawn + 1, last_frame_ms=ms)
 
+    def _deferred(self, handler: str, *_: Any) -> None:
+        on_loop(self._served_doc(), getattr(self, handler))
+
     # -- browser events ----------------------------------------------------------------
     def _on_ranges_update(self, event: events.Event) -> None:
         if not isinstance(event, events.RangesUpdate):
@@ -293,7 +305,6 @@ class MapPane(Viewer):
             pn.state.notifications.error(message, duration=8000)  # type: ignore[no-untyped-call]
 
     # -- state → figure ----------------------------------------------------------------
-    @param.depends("state.layout", watch=True)
     def _on_layout(self) -> None:
         layout = self.state.layout
         self._view = self._res.extent(layout)
@@ -304,7 +315,6 @@ class MapPane(Viewer):
         self._update_labels()
         self.redraw()
 
-    @param.depends("state.color_by", watch=True)
     def _on_color(self) -> None:
         self._update_color_key()
         self.redraw()
@@ -314,7 +324,6 @@ class MapPane(Viewer):
     def _on_points(self) -> None:
         self.redraw()
 
-    @param.depends("state.show_labels", watch=True)
     def _update_labels(self) -> None:
         """Cluster names for the current view (coarser zoomed out, finer zoomed in)."""
         tree = self._res.hierarchy
@@ -329,7 +338,6 @@ class MapPane(Viewer):
             "text": [_short(name) for _, _, name in found],
         }  # fmt: skip
 
-    @param.depends("state.centre", watch=True)
     def _on_centre(self) -> None:
         """Move the view to centre the requested point, zooming in from a far view."""
         row = self.state.centre
@@ -349,13 +357,11 @@ class MapPane(Viewer):
         self._update_labels()
         self.redraw()
 
-    @param.depends("state.pinned", watch=True)
     def _on_pinned(self) -> None:
         self._layout_marks()
         if not self.state.n_selected:
             self.redraw()
 
-    @param.depends("state.hovered", watch=True)
     def _on_hovered(self) -> None:
         self._map.hovered.data = self._xy(
             [] if self.state.hovered is None else [self.state.hovered]

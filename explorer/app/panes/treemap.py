@@ -23,6 +23,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import on_loop, served_document
 from explorer.app.models.hierarchy import COLOR_CHOICES
 from explorer.app.pane import PaneSpec
 from explorer.app.refs import select_ref
@@ -155,6 +156,10 @@ class TreemapPane(Viewer):
     # -- drawing -----------------------------------------------------------------------
     @param.depends("state.focus_node", "state.selection", watch=True)
     def _draw(self) -> None:
+        # Bokeh models change under the document lock: on the next tick when served.
+        on_loop(served_document(self.figure), self._render)
+
+    def _render(self) -> None:
         focus, tree = self.focus, self._tree
         kids = tree.children(focus)
         w, h = self._pixels()
