@@ -117,7 +117,9 @@ class Gallery:
                          selection_fill_color="#dde8f3", selection_line_color=ACCENT,
                          nonselection_fill_alpha=1.0)  # fmt: skip
         tap.renderers = [rects]
-        fig.image_url(url="url", x="x", y="y", w=0.8, h=0.62, anchor="center", source=self.images)
+        # Thumbnails keep their square shape whatever the cell's aspect: sized in pixels.
+        fig.image_url(url="url", x="x", y="y", w=cell * 0.7, h=cell * 0.7, w_units="screen",
+                      h_units="screen", anchor="center", source=self.images)  # fmt: skip
         fig.text(x="x", y="sy", text="snippet", source=self.captions, text_font_size="9px",
                  text_align="center", text_baseline="middle", text_color="#333333")  # fmt: skip
         fig.text(x="x", y="y", text="text", source=self.captions, text_font_size="10px",

@@ -30,7 +30,8 @@ from explorer.app.urlstate import bind_location
 
 ACCENT = "#4c78a8"
 SIDEBAR_WIDTH = 330
-TABS_WIDTH = 520
+TABS_MIN_WIDTH = 440  # the analytic tabs share the width with the map, within these bounds
+TABS_MAX_WIDTH = 900
 MIN_MAP_HEIGHT = 460
 
 
@@ -103,8 +104,8 @@ class ExplorerApp(Viewer):
     def _main(self) -> list[Any]:
         tabs = pn.Tabs(  # type: ignore[no-untyped-call]
             *[(spec.title, self.panes[spec.name]) for spec in self._region("tabs")],
-            width=TABS_WIDTH, sizing_mode="stretch_height", min_height=MIN_MAP_HEIGHT,
-            dynamic=False,
+            sizing_mode="stretch_both", min_width=TABS_MIN_WIDTH, max_width=TABS_MAX_WIDTH,
+            min_height=MIN_MAP_HEIGHT, dynamic=False,
         )  # fmt: skip
         self.tabs = tabs
         maps = [self.panes[spec.name] for spec in self._region("map")]

@@ -46,10 +46,15 @@ class ControlsPane(Viewer):
         self.clear_button.on_click(lambda _: self.state.clear_selection("controls"))
         self.invert_button.on_click(lambda _: self.state.invert_selection("controls"))
         self.count = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self.labels_switch = pn.widgets.Checkbox.from_param(  # type: ignore[no-untyped-call]
+            self.state.param.show_labels, label="cluster names on the map",
+            visible=resources.hierarchy.available,
+        )  # fmt: skip
         self._on_selection()
         self._panel = pn.Column(
             self.layout_select,
             self.color_select,
+            self.labels_switch,
             markup.html_pane(
                 markup.note("Box / lasso on the map (toolbar, right):"), margin=(5, 10, 0, 10)
             ),
