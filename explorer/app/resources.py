@@ -1,8 +1,9 @@
 """What all sessions of a server process share: the store and what is derived from it.
 
-One ``StoreResources`` per store and process (``open_resources``): the read-only store
-(memory-mapped), a ``PointIndex`` per layout, colourings, filter masks and thumbnails,
-each built lazily on first use and then reused by every session. A session itself holds
+One ``StoreResources`` per store and process (``explorer.app.process``): the read-only
+store (memory-mapped), a ``PointIndex`` per layout, colourings, filter masks, thumbnails
+and the read models (hierarchy, slices, scores), each built lazily on first use and then
+reused by every session. A session itself holds
 only its ``ExplorerState`` and its widgets, so it costs little memory.
 
 Arrays handed out here are read-only and keep their identity between calls (the render
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from explorer.app.coloring import categorical_coloring, numeric_coloring
 from explorer.app.columns import (
     ColumnInfo,
     describe_columns,
@@ -38,15 +40,14 @@ from explorer.app.models.slices import SliceModel
 from explorer.app.refs import Ref
 from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError, StoreError
-from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
-from explorer.render.raster import NumericColor, PointIndex, warm_up
+from explorer.render.colors import CategoricalColor
+from explorer.render.raster import NumericColor, PointIndex
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 T = TypeVar("T")
 TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
 SCORE_LABELS = {"trust": "layout trust", "lid": "local ID", "outlier": "outlier score"}
-TOP_CATEGORIES = 10
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
 
@@ -246,32 +247,12 @@ class StoreResources:
         if name in self.store.scores or (
             self.columns.get(name, None) is not None and (self.columns[name].kind == "numeric")
         ):
-            return self._cached("color", name, lambda: self._numeric_color(name))
-        return self._cached("color", name, lambda: self._categorical_color(name))
-
-    def _numeric_color(self, name: str) -> NumericColor:
-        values = self.values(name)
-        finite = values[np.isfinite(values)]
-        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
-        # Outlier scores: the max per pixel, so a rare high score is not averaged away.
-        reduction: Literal["mean", "max"] = "max" if name.startswith("outlier") else "mean"
-        return NumericColor(values, span=(float(lo), float(max(hi, lo))), reduction=reduction)
-
-    def _categorical_color(self, column: str) -> CategoricalColor:
-        codes, labels = self.codes(column)
-        counts = self.category_counts(column)
-        order = np.argsort(-counts, kind="stable")
-        shown = order[: min(TOP_CATEGORIES, len(labels))]
-        # Recode to legend slots (uint8): top categories by frequency, then "other".
-        slot_of_code = np.full(len(labels), len(shown), np.uint8)
-        slot_of_code[shown] = np.arange(len(shown), dtype=np.uint8)
-        names = [labels[c] for c in shown]
-        colors = list(DEFAULT_PALETTE[: len(shown)])
-        if len(labels) > len(shown):
-            names.append("other")
-            colors.append(OTHER_COLOR)
-        slots = _frozen(slot_of_code[codes])
-        return CategoricalColor(slots, np.arange(len(names)), tuple(names), tuple(colors))
+            return self._cached("color", name, lambda: numeric_coloring(name, self.values(name)))
+        return self._cached(
+            "color",
+            name,
+            lambda: categorical_coloring(*self.codes(name), self.category_counts(name)),
+        )
 
     def mask(self, filters: Mapping[str, Any]) -> NDArray[np.bool_] | None:
         """(n,) bool of the points ``filters`` keep, or None for no filter.
@@ -335,21 +316,6 @@ class StoreResources:
         idx, dist = self.store.knn()
         keep = np.asarray(idx[row]) != row
         return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
-
-    def false_neighbours(self, layout: str, row: int) -> NDArray[np.int64]:
-        """Points among ``row``'s nearest on the map that are not among its nearest in the
-        data: where the picture puts strangers next to it."""
-        true, _ = self.neighbors(row)
-        if true.size == 0:
-            return np.zeros(0, np.int64)
-        coords = self.index(layout).coords
-        d2 = np.sum((np.asarray(coords, np.float64) - np.asarray(coords[row], np.float64)) ** 2, 1)
-        d2[row] = np.inf
-        d2[~np.isfinite(d2)] = np.inf
-        k = min(true.size, d2.size - 1)
-        near = np.argpartition(d2, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
-        near = near[np.argsort(d2[near], kind="stable")]
-        return near[~np.isin(near, true)].astype(np.int64)
 
     @property
     def thumbnails(self) -> Thumbnails | None:
@@ -422,36 +388,3 @@ class StoreResources:
 def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int32], list[str]]:
     codes, labels = factorize(col)
     return _frozen(codes), labels
-
-
-_registry: dict[Path, StoreResources] = {}
-_registry_lock = threading.Lock()
-_warm = threading.Event()
-
-
-def open_resources(path: str | Path) -> StoreResources:
-    """The process's shared resources for the store at ``path`` (opened once)."""
-    key = Path(path).resolve()
-    with _registry_lock:
-        res = _registry.get(key)
-        if res is None:
-            res = _registry[key] = StoreResources(Store(key))
-    return res
-
-
-def start_warm_up(resources: StoreResources | None = None) -> None:
-    """In a background thread, once per process: load the render kernels, then (given
-    ``resources``) build the first layout's index and the default colour, then read the
-    whole table, so the first browser session finds them ready."""
-    if _warm.is_set():
-        return
-    _warm.set()
-
-    def work() -> None:
-        warm_up()
-        if resources is not None:
-            layouts = resources.store.layouts
-            resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
-            _ = resources.table
-
-    threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

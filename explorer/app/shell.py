@@ -22,9 +22,10 @@ from param.parameters import NoNone
 from explorer.app import markup
 from explorer.app.pane import PaneSpec
 from explorer.app.panes.scatter import MapPane
+from explorer.app.process import open_resources, start_warm_up
 from explorer.app.refs import select_ref
 from explorer.app.registry import available_panes
-from explorer.app.resources import StoreResources, open_resources, start_warm_up
+from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.app.mapmarks import false_neighbours
 from explorer.app.refs import parse_ref, range_ref
 from explorer.app.registry import PANES, available_panes
 from explorer.app.resources import StoreResources
@@ -139,7 +140,7 @@ def test_pinned_point_shows_false_neighbours(app: ExplorerApp, resources: StoreR
     row = 7
     app.state.pin(row)
     true, _ = resources.neighbors(row)
-    false = resources.false_neighbours(app.state.layout, row)
+    false = false_neighbours(resources.store.layout(app.state.layout), row, true)
     assert not np.isin(false, true).any()
     coords = np.asarray(resources.store.layout(app.state.layout), np.float64)
     d = np.hypot(*(coords - coords[row]).T)

@@ -28,6 +28,7 @@ from explorer.app import markup
 from explorer.app.background import on_loop, run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure, palette_of
+from explorer.app.mapmarks import MapMarks
 from explorer.app.pane import PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
 from explorer.app.state import ExplorerState
@@ -60,6 +61,7 @@ class MapPane(Viewer):
         layout = self.state.layout
         self._view = resources.extent(layout)
         self._map = make_map_figure(self._view)
+        self._marks = MapMarks(resources, self._map)
         self._map.disk.visible = layout == DISK_LAYOUT
         self.figure = self._map.fig
         self.legend = markup.html_pane("", margin=(5, 10))
@@ -325,18 +327,7 @@ class MapPane(Viewer):
         self.redraw()
 
     def _update_labels(self) -> None:
-        """Cluster names for the current view (coarser zoomed out, finer zoomed in)."""
-        tree = self._res.hierarchy
-        layout = self.state.layout
-        if not self.state.show_labels or not tree.available or layout is None:
-            self._map.labels.data = {"x": [], "y": [], "text": []}
-            return
-        coords = self._res.index(layout).coords
-        found = tree.labels_in_view(coords, layout, self._view)
-        self._map.labels.data = {
-            "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
-            "text": [_short(name) for _, _, name in found],
-        }  # fmt: skip
+        self._marks.labels(self.state.layout, self._view, visible=self.state.show_labels)
 
     def _on_centre(self) -> None:
         """Move the view to centre the requested point, zooming in from a far view."""
@@ -363,38 +354,10 @@ class MapPane(Viewer):
             self.redraw()
 
     def _on_hovered(self) -> None:
-        self._map.hovered.data = self._xy(
-            [] if self.state.hovered is None else [self.state.hovered]
-        )
-
-    def _xy(self, rows: list[int] | NDArray[np.int64]) -> dict[str, Any]:
-        coords = self._res.index(self.state.layout).coords
-        pts = np.asarray(coords[np.asarray(rows, np.int64)], np.float64).reshape(-1, 2)
-        return {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist()}
+        self._marks.hovered(self.state.layout, self.state.hovered)
 
     def _layout_marks(self) -> None:
-        pinned = self.state.pinned
-        if pinned is None:
-            nbrs: NDArray[np.int64] = np.zeros(0, np.int64)
-            self._map.pinned.data = self._xy([])
-        else:
-            nbrs, _ = self._res.neighbors(pinned)
-            self._map.pinned.data = self._xy([pinned])
-        ends = self._xy(nbrs)
-        self._map.neighbours.data = ends
-        false = (
-            np.zeros(0, np.int64) if pinned is None
-            else self._res.false_neighbours(self.state.layout, pinned)
-        )  # fmt: skip
-        self._map.false_neighbours.data = self._xy(false)
-        if pinned is None:
-            self._map.links.data = {"xs": [], "ys": []}
-        else:
-            px, py = self._xy([pinned])["x"][0], self._xy([pinned])["y"][0]
-            self._map.links.data = {
-                "xs": [[px, x] for x in ends["x"]],
-                "ys": [[py, y] for y in ends["y"]],
-            }
+        self._marks.pinned(self.state.layout, self.state.pinned)
         self._on_hovered()
 
     def _update_color_key(self) -> None:
@@ -412,12 +375,6 @@ class MapPane(Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """The map and its status line (the legend is ``self.legend``, placed by the shell)."""
         return self._panel
-
-
-def _short(name: str, limit: int = 28) -> str:
-    """A cluster name short enough for the map, on one line."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in name)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 PANE = PaneSpec(
