@@ -74,3 +74,8 @@ def on_loop(doc: Document | None, fn: Callable[[], None]) -> None:
         fn()
     else:
         doc.add_next_tick_callback(fn)
+
+
+async def in_worker(work: Callable[[], T]) -> T:
+    """Await ``work()`` run in the worker pool (for Panel's async callbacks)."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, work)

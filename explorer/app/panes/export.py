@@ -19,6 +19,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import in_worker
 from explorer.app.pane import PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
@@ -56,7 +57,8 @@ class ExportPane(Viewer):
         self.with_coords = pn.widgets.Checkbox(label="include 2-D coordinates (every layout)")
         self.with_vectors = pn.widgets.Checkbox(label="include the vectors")
         self.download = pn.widgets.FileDownload(  # type: ignore[no-untyped-call]
-            callback=self.export_file, filename="selection.parquet", label="Download selection",
+            callback=self._export_file_async, filename="selection.parquet",
+            label="Download selection",
             color="primary", sizing_mode="stretch_width", disabled=True,
         )  # fmt: skip
         self.format.param.watch(self._on_format, "value")
@@ -99,6 +101,11 @@ class ExportPane(Viewer):
             return None
         self.last_message = f"exported {self.state.n_selected:,} points"
         return io.BytesIO(data)
+
+    async def _export_file_async(self) -> io.BytesIO | None:
+        """The download's callback: the file is built in a worker thread, so exporting a
+        million rows does not stall the other sessions of this server."""
+        return await in_worker(self.export_file)
 
     def _on_format(self, event: param.parameterized.Event) -> None:
         if event.new in FORMATS:
