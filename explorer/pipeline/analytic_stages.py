@@ -11,6 +11,7 @@ from explorer.compute.intrinsic import (
     twonn_dimension,
 )
 from explorer.compute.outliers import choose_scale, outlier_scores, validate_approximation
+from explorer.compute.subsample_weights import subsample_weight_scores
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
 
 TOP_OUTLIERS = 20
@@ -47,18 +48,31 @@ def _outliers(ctx: BuildContext) -> StageResult:
     cfg = ctx.config.outliers
     indices, distances = ctx.knn()
     t = cfg.scale if cfg.scale is not None else choose_scale(distances)
-    scores = outlier_scores(indices, distances, t, on_progress=lambda f: ctx.progress(0.5 * f))
+    local = outlier_scores(indices, distances, t, on_progress=lambda f: ctx.progress(0.2 * f))
     summary: dict[str, object] = {"scale": t}
     if cfg.exact_sample >= 3:
         corr = validate_approximation(
-            ctx.vectors(), scores, t, sample=cfg.exact_sample, seed=ctx.seed
+            ctx.vectors(), local, t, sample=cfg.exact_sample, seed=ctx.seed
         )
         summary["spearman_vs_exact"] = round(corr, 4)
+    ctx.progress(0.4)
+    found = subsample_weight_scores(
+        ctx.vectors(),
+        n_samples=cfg.n_samples,
+        sample_size=cfg.sample_size,
+        share=cfg.share,
+        metric=ctx.config.knn.metric,
+        seed=ctx.seed,
+        on_progress=lambda f: ctx.progress(0.4 + 0.6 * f),
+    )
+    scores = found.scores
+    summary["sample_scales"] = [round(float(s), 6) for s in found.scales]
+    summary["standard_error_p99"] = round(float(np.percentile(found.standard_error, 99)), 4)
     top = np.argsort(-scores, kind="stable")[:TOP_OUTLIERS]
     summary["top_rows"] = [int(i) for i in top]
     return StageResult(
-        arrays={"outlier": scores},
-        provides={"scores": {"outlier": "outlier"}},
+        arrays={"outlier": scores, "outlier_local": local, "scales": found.scales},
+        provides={"scores": {"outlier": "outlier", "outlier_local": "outlier_local"}},
         summary=summary,
     )
 
@@ -78,8 +92,12 @@ def analytic_stages() -> list[Stage]:
             "outliers",
             _outliers,
             requires=("vectors", "knn"),
-            params=lambda ctx: {**ctx.config.outliers.as_dict(), "seed": ctx.config.seed},
+            params=lambda ctx: {
+                **ctx.config.outliers.as_dict(),
+                "seed": ctx.config.seed,
+                "metric": ctx.config.knn.metric,
+            },
             libraries=("numpy", "scipy", "numba"),
-            title="magnitude weighting-vector outlier scores",
+            title="magnitude weighting-vector outlier scores (points and groups)",
         ),
     ]
