@@ -10,6 +10,7 @@ from explorer.compute.intrinsic import (
     smooth_over_neighbors,
     twonn_dimension,
 )
+from explorer.compute.intrinsic_bias import CALIBRATION_POINTS, corrected_global_dimension
 from explorer.compute.outliers import choose_scale, outlier_scores, validate_approximation
 from explorer.compute.subsample_weights import subsample_weight_scores
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
@@ -22,19 +23,25 @@ def _intrinsic(ctx: BuildContext) -> StageResult:
     indices, distances = ctx.knn()
     raw = local_intrinsic_dim(distances, cfg.n_neighbors)
     local = smooth_over_neighbors(raw, indices) if cfg.smooth else raw
-    ctx.progress(0.7)
+    ctx.progress(0.3)
+    sample_raw, corrected = corrected_global_dimension(
+        ctx.vectors(), distances.shape[1], ctx.config.knn.metric, seed=ctx.seed
+    )
     summary = {
         "global_mle": round(mle_global_dimension(raw), 3),
+        "global_corrected": round(corrected, 3),
+        "sample_mle": round(sample_raw, 3),
+        "calibration_points": min(CALIBRATION_POINTS, int(distances.shape[0])),
         "twonn": round(twonn_dimension(distances), 3),
         "median_local": round(float(np.median(local)), 3),
         "p10_local": round(float(np.percentile(local, 10)), 3),
         "p90_local": round(float(np.percentile(local, 90)), 3),
     }
     notes = []
-    if summary["global_mle"] > 10:
+    if summary["global_corrected"] > 10:
         notes.append(
-            f"intrinsic dimension is high ({summary['global_mle']:.1f}): kNN-based estimates "
-            "read low at high dimension, and 2-D layouts distort such data most"
+            f"intrinsic dimension is high ({summary['global_corrected']:.1f} bias-corrected, "
+            f"{summary['global_mle']:.1f} raw): 2-D layouts distort such data most"
         )
     return StageResult(
         arrays={"lid": local, "lid_raw": raw},
@@ -83,9 +90,13 @@ def analytic_stages() -> list[Stage]:
         Stage(
             "intrinsic",
             _intrinsic,
-            requires=("knn",),
-            params=lambda ctx: ctx.config.intrinsic.as_dict(),
-            libraries=("numpy",),
+            requires=("vectors", "knn"),
+            params=lambda ctx: {
+                **ctx.config.intrinsic.as_dict(),
+                "seed": ctx.config.seed,
+                "metric": ctx.config.knn.metric,
+            },
+            libraries=("numpy", "scikit-learn"),
             title="local and global intrinsic dimension",
         ),
         Stage(
