@@ -25,7 +25,7 @@ def _intrinsic(ctx: BuildContext) -> StageResult:
     local = smooth_over_neighbors(raw, indices) if cfg.smooth else raw
     ctx.progress(0.3)
     sample_raw, corrected = corrected_global_dimension(
-        ctx.vectors(), distances.shape[1], ctx.config.knn.metric, seed=ctx.seed
+        ctx.vectors(), cfg.n_neighbors or distances.shape[1], ctx.config.knn.metric, seed=ctx.seed
     )
     summary = {
         "global_mle": round(mle_global_dimension(raw), 3),
