@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,8 +12,9 @@ from explorer.app.mapmarks import false_neighbours
 from explorer.app.refs import parse_ref, range_ref
 from explorer.app.registry import PANES, available_panes
 from explorer.app.resources import StoreResources
-from explorer.app.shell import ExplorerApp
+from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.urlstate import parse_view, query_string, view_query
+from explorer.store.reader import Store
 from tests.app.test_urlstate import FakeLocation, as_query
 
 
@@ -74,7 +78,10 @@ def test_slice_row_selects_exactly_the_slice(app: ExplorerApp, resources: StoreR
     assert set(pane.frame["kind"]) == {"metadata"}
 
 
-def test_saved_selections_are_listed_and_selectable(app: ExplorerApp, tmp_path: object) -> None:
+def test_saved_selections_are_listed_and_selectable(tiny_store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.store"
+    shutil.copytree(tiny_store, copy)  # saving writes into the store: not the shared one
+    app = build_app(StoreResources(Store(copy)))
     app.state.select(np.arange(10, 17))
     assert app.pane("export").save("seven rows")
     pane = app.pane("slices")
