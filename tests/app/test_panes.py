@@ -174,6 +174,8 @@ def test_cluster_labels_follow_the_zoom(app: ExplorerApp, resources: StoreResour
     finer = {tree.name(int(n)) for n in np.flatnonzero(tree.depth == 2)}
     assert len(found) > 1
     assert {name for _, _, name in found} <= finer
+    app.state.filters = {"label": ["a"]}  # a cluster with no point left shows no name
+    assert len(app.map._map.labels.data["text"]) == 1
     app.state.show_labels = False
     assert app.map._map.labels.data["text"] == []
 
