@@ -175,7 +175,17 @@ def test_cluster_labels_follow_the_zoom(app: ExplorerApp, resources: StoreResour
     assert len(found) > 1
     assert {name for _, _, name in found} <= finer
     app.state.filters = {"label": ["a"]}  # a cluster with no point left shows no name
-    assert len(app.map._map.labels.data["text"]) == 1
+    kept = app.state.mask
+    named = set(app.map._map.labels.data["text"])
+    assert named
+    for n in range(1, tree.n_nodes):
+        if tree.name(n) in named and tree.depth[n] == 1:
+            assert kept[tree.members(n)].any()
+    empty = [n for n in range(1, tree.n_nodes) if not kept[tree.members(n)].any()]
+    assert empty
+    assert not named & {tree.name(n) for n in empty} - {
+        tree.name(n) for n in range(1, tree.n_nodes) if n not in empty
+    }
     app.state.show_labels = False
     assert app.map._map.labels.data["text"] == []
 
