@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.resources import StoreResources
+from explorer.render.hittest import points_in_box
 from explorer.render.raster import (
     CategoricalColor,
     Frame,
@@ -25,6 +26,7 @@ from explorer.render.raster import (
 )
 
 MAX_SIDE = 4096  # frames larger than this are drawn at lower resolution and scaled up
+PICTURE_LIMIT = 400  # at most this many points in view: draw their thumbnails (or titles)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +64,50 @@ class FrameResult:
     png_bytes: int
     render_ms: float
     encode_ms: float
+    pictures: Pictures | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Pictures:
+    """The points of a deep zoom, drawn as themselves: thumbnails or titles at positions.
+
+    rows : (m,) int64; x, y : their positions; uris : a thumbnail data URI each (image
+    stores) or None; titles : a short title each (text stores) or None.
+    """
+
+    rows: NDArray[np.int64]
+    x: list[float]
+    y: list[float]
+    uris: list[str] | None
+    titles: list[str] | None
+    side: float = 36.0  # pixels per thumbnail: smaller when more share the view
+
+
+def pictures_in_view(
+    resources: StoreResources, request: FrameRequest, n_in_view: int
+) -> Pictures | None:
+    """Thumbnails (image stores) or titles (text stores) of the points in view, when few
+    enough are in view to see them one by one (``PICTURE_LIMIT``); else None."""
+    if n_in_view > PICTURE_LIMIT or n_in_view == 0:
+        return None
+    has_text = resources.title_column is not None or resources.text_column is not None
+    if resources.thumbnails is None and not has_text:
+        return None
+    index = resources.index(request.layout)
+    rows = points_in_box(index, request.x0, request.x1, request.y0, request.y1, mask=request.mask)
+    xy = np.asarray(index.coords[rows], np.float64).reshape(-1, 2)
+    if resources.thumbnails is not None:
+        uris = [resources.thumbnail(int(r)) or "" for r in rows]
+        vp = request.viewport()
+        side = float(np.clip(0.7 * np.sqrt(vp.width * vp.height / max(rows.size, 1)), 16, 48))
+        return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), uris, None, side)
+    titles = [_title(resources.heading(int(r))) for r in rows]
+    return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), None, titles)
+
+
+def _title(text: str, limit: int = 40) -> str:
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def min_alpha(n_candidates: int, viewport: Viewport) -> int:
@@ -94,5 +140,6 @@ def draw_frame(resources: StoreResources, request: FrameRequest) -> FrameResult:
     t1 = time.perf_counter()
     png = encode_png(frame.rgba)
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    pictures = pictures_in_view(resources, request, frame.n_in_view)
     t2 = time.perf_counter()
-    return FrameResult(request, frame, uri, len(png), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    return FrameResult(request, frame, uri, len(png), (t1 - t0) * 1e3, (t2 - t1) * 1e3, pictures)

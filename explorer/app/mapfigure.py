@@ -51,6 +51,9 @@ class MapFigure:
     hovered: ColumnDataSource  # x, y of the hovered point
     false_neighbours: ColumnDataSource  # x, y of points near the pinned one in 2-D only
     labels: ColumnDataSource  # x, y, text of the cluster names drawn on the map
+    goto: ColumnDataSource  # x0, x1, y0, y1: a view the server moves the browser to
+    pictures: ColumnDataSource  # url, x, y of the thumbnails drawn at a deep zoom
+    titles: ColumnDataSource  # x, y, text of the titles drawn at a deep zoom (text stores)
     disk: GlyphRenderer[Any]  # the unit circle (hmds layouts)
     color_bar: ColorBar
     color_mapper: LinearColorMapper
@@ -123,6 +126,13 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
         fig.scatter(
             "x", "y", source=source, size=size, line_color=color, fill_alpha=0, line_width=2
         )
+    # At a deep zoom the points themselves: thumbnails (image stores) or titles (text).
+    pictures = ColumnDataSource({"url": [], "x": [], "y": [], "side": []})
+    fig.image_url(url="url", x="x", y="y", w="side", h="side", w_units="screen",
+                  h_units="screen", anchor="center", source=pictures)  # fmt: skip
+    titles = ColumnDataSource({"x": [], "y": [], "text": []})
+    fig.text("x", "y", text="text", source=titles, text_font_size="10px", x_offset=6,
+             text_baseline="middle", text_color="#333333")  # fmt: skip
     # Cluster names: canvas text (never HTML), on a light box so they read over any colour.
     labels = ColumnDataSource({"x": [], "y": [], "text": []})
     fig.text(  # type: ignore[call-arg]  # background_* exist on Text (Bokeh >= 3.4)
@@ -136,9 +146,27 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
     # A new layout changes the corners: reset the view to them (the reset also reports the
     # new ranges, which renders the first frame of the new layout at the right size).
     bounds.js_on_change("data", CustomJS(args={"plot": fig}, code="plot.reset.emit()"))
+    # A view chosen on the server (centre on a point): set in the browser, which owns the
+    # ranges (a DataRange1d set from the server is recomputed there).
+    goto = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": []})
+    # Only models the document reaches are synced: a hidden glyph keeps the source in it.
+    fig.scatter("x0", "y0", source=goto, visible=False)
+    goto.js_on_change("data", CustomJS(args={"xr": x_range, "yr": y_range, "src": goto,
+                                             "plot": fig}, code="""
+        const d = src.data;
+        if (!d.x0.length) { return; }
+        // As a zoom tool does it, so the ranges keep the view (not recomputed from data).
+        const pv = Bokeh.index.query_one((v) => v.model.id == plot.id);
+        const xs = {start: d.x0[0], end: d.x1[0]}, ys = {start: d.y0[0], end: d.y1[0]};
+        if (pv != null) {
+            pv.update_range({xrs: new Map([[xr, xs]]), yrs: new Map([[yr, ys]])});
+        } else {
+            xr.setv(xs);
+            yr.setv(ys);
+        }"""))  # fmt: skip
     return MapFigure(
         fig, x_range, y_range, image, bounds, pinned, neighbours, links, hovered, false, labels,
-        disk, color_bar, mapper,
+        goto, pictures, titles, disk, color_bar, mapper,
     )  # fmt: skip
 
 

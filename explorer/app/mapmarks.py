@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from explorer.app.frames import Pictures
 from explorer.app.mapfigure import MapFigure
 from explorer.app.resources import StoreResources
 
@@ -76,6 +77,23 @@ class MapMarks:
             px, py = m.pinned.data["x"][0], m.pinned.data["y"][0]
             m.links.data = {"xs": [[px, x] for x in ends["x"]], "ys": [[py, y] for y in ends["y"]]}
         return false
+
+    def pictures(self, pictures: Pictures | None) -> None:
+        """Thumbnails or titles of the points in a deep view (None: clear them)."""
+        m = self._map
+        uris = pictures.uris if pictures is not None else None
+        titles = pictures.titles if pictures is not None else None
+        if pictures is not None and uris is not None:
+            keep = [i for i, u in enumerate(uris) if u]
+            m.pictures.data = {"url": [uris[i] for i in keep], "x": [pictures.x[i] for i in keep],
+                               "y": [pictures.y[i] for i in keep],
+                               "side": [pictures.side] * len(keep)}  # fmt: skip
+        else:
+            m.pictures.data = {"url": [], "x": [], "y": [], "side": []}
+        if pictures is not None and titles is not None:
+            m.titles.data = {"x": pictures.x, "y": pictures.y, "text": titles}
+        else:
+            m.titles.data = {"x": [], "y": [], "text": []}
 
     def labels(self, layout: str | None, view: tuple[float, float, float, float], *,
                visible: bool, mask: NDArray[np.bool_] | None = None) -> None:  # fmt: skip

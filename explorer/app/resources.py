@@ -35,7 +35,7 @@ from explorer.app.columns import (
 )
 from explorer.app.masks import FilterMasks
 from explorer.app.models.hierarchy import HierarchyModel
-from explorer.app.models.scores import ScoreModel
+from explorer.app.models.scores import ScoreModel, finite_median
 from explorer.app.models.slices import SliceModel
 from explorer.app.refs import Ref
 from explorer.app.thumbs import Thumbnails
@@ -170,6 +170,10 @@ class StoreResources:
             return self._cached("values", name, lambda: _frozen(np.asarray(self.store.score(name))))
         self._check_kind(name, "numeric")
         return self._cached("values", name, lambda: _frozen(numeric_values(self.column_data(name))))
+
+    def median(self, name: str) -> float:
+        """Median of a numeric column or score over all points (computed once)."""
+        return self._cached("median", name, lambda: finite_median(self.values(name)))
 
     def value_range(self, name: str) -> tuple[float, float]:
         """(min, max) of a numeric column or score, ignoring NaN; (0, 0) when all missing."""

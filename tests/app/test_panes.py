@@ -286,3 +286,21 @@ def test_selection_modes_apply_to_every_pane(app: ExplorerApp, resources: StoreR
     name = app.pane("slices").frame["name"].iloc[0]
     expected = np.setdiff1d(both, resources.store.slice_members(name))
     assert app.state.selection.tolist() == expected.tolist()
+
+
+def test_deep_zoom_draws_the_points_themselves(app: ExplorerApp, resources: StoreResources) -> None:
+    coords = np.asarray(resources.store.layout(app.state.layout))
+    assert app.map.last_result.pictures is None  # 600 points in view: dots
+    x, y = coords[5]
+    app.map._view = (float(x) - 0.3, float(x) + 0.3, float(y) - 0.3, float(y) + 0.3)
+    app.map.redraw()
+    result = app.map.last_result
+    x0, x1, y0, y1 = app.map._view
+    inside = np.flatnonzero(
+        (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+    )
+    assert 0 < result.frame.n_in_view <= 400
+    assert result.pictures is not None
+    assert result.pictures.rows.tolist() == inside.tolist()
+    assert len(app.map._map.pictures.data["url"]) == inside.size  # every tiny point has one
+    assert all(u.startswith("data:image/png;base64,") for u in app.map._map.pictures.data["url"])

@@ -3,10 +3,12 @@ selection everywhere. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
+import io
 import urllib.parse
 
 import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Page
 
 from explorer.app.shell import ExplorerApp
@@ -91,3 +93,29 @@ def test_slice_link_opens_the_slice(page: Page, served_digits: Served) -> None:
     assert app.state.n_selected == int(slices["size"].iloc[1])
     open_tab(page, app, "intrinsic", "Intrinsic dim.")
     page.screenshot(path=str(artifact("browser-slice-link.png")))
+
+
+def dark_neutral_pixels(png: bytes) -> int:
+    """Pixels that are dark and grey: digit strokes, never the map's coloured dots."""
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    spread = pixels.max(axis=2) - pixels.min(axis=2)
+    return int(((pixels.max(axis=2) < 90) & (spread < 12)).sum())
+
+
+def test_deep_zoom_shows_thumbnails(page: Page, served_digits: Served) -> None:
+    app = open_app(page, served_digits)
+    canvas = page.locator(".bk-Canvas").first
+    before = dark_neutral_pixels(canvas.screenshot())
+    # A click in the outlier gallery centres the map on the point, zoomed in.
+    open_tab(page, app, "outliers", "Outliers")
+    gallery = app.pane("outliers").gallery
+    click_data(page, gallery.figure.id, gallery.cells.data["x"][0], gallery.cells.data["y"][0])
+    wait_until(lambda: app.map.last_result.pictures is not None, page, timeout=20)
+    page.wait_for_timeout(1000)
+    shot = artifact("browser-deep-zoom.png")
+    page.screenshot(path=str(shot))
+    after = dark_neutral_pixels(canvas.screenshot())
+    n = len(app.map.last_result.pictures.rows)
+    assert 0 < n <= 400
+    # Each 16-48 px digit thumbnail has dark stroke pixels; the coloured dots have none.
+    assert after > before + 10 * n, f"no thumbnails drawn? see {shot}"

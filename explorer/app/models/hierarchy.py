@@ -36,6 +36,8 @@ class HierarchyModel:
         self._store = store
         self._members: BoundedCache[NDArray[np.int64]] = BoundedCache(64)
         self._centres: BoundedCache[NDArray[np.float64]] = BoundedCache(8)
+        self._masks: BoundedCache[tuple[NDArray[np.bool_], NDArray[np.int64]]] = BoundedCache(8)
+        self._last_counts: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
 
     @property
     def available(self) -> bool:
@@ -101,13 +103,28 @@ class HierarchyModel:
         """Sorted int64 rows of a node's points."""
         return self._members.get(node, lambda: self._store.node_members(node))
 
-    def selected_counts(self, selected: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """(n_nodes,) how many of each node's points are flagged in ``selected`` (n,) bool."""
-        order, start, end = self._runs
-        csum = np.zeros(order.size + 1, np.int64)
-        np.cumsum(selected[order], out=csum[1:])
-        counts: NDArray[np.int64] = csum[end] - csum[start]
+    def selected_counts(self, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """(n_nodes,) how many of the sorted unique ``rows`` each node holds.
+
+        Counted at the leaves (``leaf[rows]``), then added up the tree one level at a time:
+        the cost follows the selection and the number of nodes, not the number of points
+        (a full pass over 10M points cost 0.4-0.6 s per click, measured). The last answer
+        is kept, since every pane asks about the same selection.
+        """
+        last = self._last_counts
+        if last is not None and last[0] is rows:
+            return last[1]
+        counts = np.bincount(self._leaf[rows], minlength=self.n_nodes).astype(np.int64)
+        parent, depth = self.nodes["parent"].to_numpy(np.int64), self.depth
+        for level in range(int(depth.max(initial=0)), 0, -1):
+            at = np.flatnonzero(depth == level)
+            np.add.at(counts, parent[at], counts[at])
+        self._last_counts = (rows, counts)
         return counts
+
+    @functools.cached_property
+    def _leaf(self) -> NDArray[np.int64]:
+        return np.asarray(self._store.array("hierarchy", "leaf"), np.int64)
 
     def representatives(self, node: int, count: int) -> NDArray[np.int64]:
         """Up to ``count`` of the node's points nearest its centroid (nearest first)."""
@@ -146,6 +163,16 @@ class HierarchyModel:
         value = float(self.nodes["error_rate"].iloc[0])
         return value if np.isfinite(value) else None
 
+    def _shown_counts(self, shown: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Points per node among those ``shown`` (n,) bool keeps (filter masks are shared
+        read-only objects, so the answer is kept by identity)."""
+        kept, counts = self._masks.get(
+            id(shown), lambda: (shown, self.selected_counts(np.flatnonzero(shown)))
+        )
+        if kept is not shown:  # another array now has that id: count again
+            counts = self.selected_counts(np.flatnonzero(shown))
+        return counts
+
     def labels_in_view(
         self,
         coords: NDArray[np.floating],
@@ -170,7 +197,7 @@ class HierarchyModel:
             & (centres[:, 1] >= y0) & (centres[:, 1] <= y1)
         )  # fmt: skip
         if shown is not None:
-            inside &= self.selected_counts(shown) > 0
+            inside &= self._shown_counts(shown) > 0
         depth = self.depth
         chosen: NDArray[np.int64] = np.zeros(0, np.int64)
         for level in range(1, int(depth.max(initial=0)) + 1):

@@ -30,6 +30,12 @@ class Histogram:
     bins: NDArray[np.int16]  # (n,) each point's bin, -1 for a missing value
 
 
+def finite_median(values: NDArray[np.floating]) -> float:
+    """The median of the finite values (NaN when there are none)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 class ScoreModel:
     """Histograms, ranges and top points of the stored per-point scores."""
 
@@ -37,6 +43,7 @@ class ScoreModel:
         self._store = store
         self._hists: BoundedCache[Histogram] = BoundedCache(8)
         self._whole: SelectionMagnitude | None = None
+        self._medians: BoundedCache[float] = BoundedCache(64)
 
     def has(self, name: str) -> bool:
         """Whether the store has the per-point score ``name``."""
@@ -86,10 +93,11 @@ class ScoreModel:
         return part[np.argsort(-v[part], kind="stable")].astype(np.int64)
 
     def median(self, name: str, rows: NDArray[np.int64] | None = None) -> float:
-        """Median of the score over ``rows`` (all points when None), ignoring NaN."""
-        v = self.values(name) if rows is None else self.values(name)[rows]
-        v = v[np.isfinite(v)]
-        return float(np.median(v)) if v.size else float("nan")
+        """Median of the score over ``rows`` (all points when None: computed once), ignoring
+        NaN."""
+        if rows is None:
+            return self._medians.get(name, lambda: finite_median(self.values(name)))
+        return finite_median(self.values(name)[rows])
 
     def summary(self, stage: str) -> dict[str, Any]:
         """A stage's stored summary (global ID, outlier scale, ...), {} without the stage."""

@@ -199,6 +199,7 @@ class MapPane(Viewer):
             "w": [req.x1 - req.x0], "h": [req.y1 - req.y0],
         }  # fmt: skip
         self.last_result = result
+        self._marks.pictures(result.pictures)
         ms = result.render_ms + result.encode_ms
         shown = f"{frame.n_in_view:,} points in view"
         if frame.n_highlight_in_view:
@@ -345,8 +346,8 @@ class MapPane(Viewer):
         if w > 0.5 * (fx1 - fx0):  # a view of (nearly) everything: zoom in to see the point
             w, h = w / 5, h / 5
         self._view = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
-        self._map.x_range.update(start=self._view[0], end=self._view[1])
-        self._map.y_range.update(start=self._view[2], end=self._view[3])
+        v = self._view
+        self._map.goto.data = {"x0": [v[0]], "x1": [v[1]], "y0": [v[2]], "y1": [v[3]]}
         self._update_labels()
         self.redraw()
 

@@ -21,6 +21,7 @@ from param.parameters import NoNone
 from explorer.app import markup
 from explorer.app.background import run_then, served_document
 from explorer.app.charts import Gallery
+from explorer.app.models.scores import finite_median
 from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
@@ -85,17 +86,10 @@ class SelectionPane(Viewer):
     def numeric_medians(self) -> list[tuple[str, float, float]]:
         """(column or score, median in the selection, median overall) for every numeric one."""
         sel = self.state.selection
-        out = []
-        for name in [*self._res.names_of("numeric"), *self._res.store.scores]:
-            values = self._res.values(name)
-            overall, chosen = values[np.isfinite(values)], values[sel]
-            chosen = chosen[np.isfinite(chosen)]
-            out.append((
-                name,
-                float(np.median(chosen)) if chosen.size else float("nan"),
-                float(np.median(overall)) if overall.size else float("nan"),
-            ))  # fmt: skip
-        return out
+        return [
+            (name, finite_median(self._res.values(name)[sel]), self._res.median(name))
+            for name in [*self._res.names_of("numeric"), *self._res.store.scores]
+        ]
 
     def pick(self, row: int) -> None:
         """Pin point ``row`` (a click on its thumbnail) and centre the map on it."""

@@ -171,7 +171,7 @@ class TreemapPane(Viewer):
         self.figure.y_range.update(start=0, end=h)
         sizes = tree.nodes["size"].to_numpy(np.float64)
         rects = treemap_rects(sizes[kids], 0, 0, w, h)
-        counts = tree.selected_counts(self.state.selected_mask())
+        counts = tree.selected_counts(self.state.selection)
         share = counts[kids] / np.maximum(sizes[kids], 1)
         hot = self.hot(kids)
         self.shown = [int(k) for k in kids]
@@ -251,17 +251,20 @@ class TreemapPane(Viewer):
     # -- user input → state ------------------------------------------------------------
     def click(self, node: int) -> None:
         """Select ``node``'s points; drill into it when it has children."""
-        select_ref(self.state, self._res, f"node:{node}", origin="treemap")
-        if self._tree.children(node).size:
-            self.state.focus_node = node
+        # One batch: the panes watching both the selection and the focus update once.
+        with param.parameterized.batch_call_watchers(self.state):
+            select_ref(self.state, self._res, f"node:{node}", origin="treemap")
+            if self._tree.children(node).size:
+                self.state.focus_node = node
 
     def go_up(self, node: int) -> None:
         """Focus ``node`` (a breadcrumb); select its points (nothing for the root)."""
-        self.state.focus_node = None if node == 0 else node
-        if node == 0:
-            self.state.clear_selection("treemap")
-        else:
-            select_ref(self.state, self._res, f"node:{node}", origin="treemap")
+        with param.parameterized.batch_call_watchers(self.state):
+            self.state.focus_node = None if node == 0 else node
+            if node == 0:
+                self.state.clear_selection("treemap")
+            else:
+                select_ref(self.state, self._res, f"node:{node}", origin="treemap")
 
     def _on_crumb(self, node: int, _: object) -> None:
         self.go_up(node)
