@@ -1,6 +1,6 @@
 """Panes benchmark (issue 8): a click in one pane until every pane has updated.
 
-    nice .venv/bin/python benchmarks/panes.py --n 1e7 [--repeats 7] [--tmp DIR]
+    nice .venv/bin/python benchmarks/panes.py --n 1e7 [--repeats 7] [--tmp DIR] [--store DIR]
 
 On a synthetic store of ``--n`` points (``benchmarks/panes_store.py``: ``benchmarks/app.py``'s
 store plus predictions, outlier / local-ID / trust scores, a quadtree hierarchy and slices),
@@ -43,16 +43,25 @@ from explorer.app.resources import StoreResources, open_resources
 from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.state import ExplorerState
 from explorer.render.raster import warm_up
+from explorer.store.format import MANIFEST
+from explorer.store.reader import Store
 
 Timings = np.ndarray
 
 
-def timed(actions: list[Callable[[], Any]], repeats: int) -> Timings:
-    """Milliseconds of each call, cycling through ``actions`` after one untimed round."""
+def timed(
+    actions: list[Callable[[], Any]], repeats: int, before: Callable[[], Any] | None = None
+) -> Timings:
+    """Milliseconds of each call, cycling through ``actions`` after one untimed round;
+    ``before`` runs untimed before each call."""
     for act in actions:
+        if before is not None:
+            before()
         act()
     out = []
     for i in range(repeats):
+        if before is not None:
+            before()
         t = time.perf_counter()
         actions[i % len(actions)]()
         out.append((time.perf_counter() - t) * 1e3)
@@ -89,12 +98,11 @@ def treemap_rows(app: ExplorerApp, args: argparse.Namespace) -> list[tuple[str, 
     big, small = tree_nodes(res)
     sizes = res.hierarchy.nodes["size"]
 
-    def click(node: int) -> Callable[[], None]:
-        def act() -> None:
-            app.state.focus_node = None  # back to the top, so each click drills down again
-            tree.click(node)
+    def top() -> None:  # back to the top (untimed), so each click drills down again
+        app.state.focus_node = None
 
-        return act
+    def click(node: int) -> Callable[[], None]:
+        return lambda: tree.click(node)
 
     def focus(node: int) -> Callable[[], None]:
         return lambda: setattr(app.state, "focus_node", node)
@@ -102,11 +110,11 @@ def treemap_rows(app: ExplorerApp, args: argparse.Namespace) -> list[tuple[str, 
     app.state.clear_selection()
     return [
         (f"treemap cell click, {sizes[big[0]]:,} / {sizes[big[1]]:,} points (select + drill)",
-         fmt(timed([click(v) for v in big], args.repeats))),
+         fmt(timed([click(v) for v in big], args.repeats, top))),
         ("drill-down: focus a node, children drawn, selection unchanged",
          fmt(timed([focus(v) for v in big], args.repeats))),
         (f"small cell click, {sizes[small[0]]:,} / {sizes[small[1]]:,} points (select + drill)",
-         fmt(timed([click(v) for v in small], args.repeats))),
+         fmt(timed([click(v) for v in small], args.repeats, top))),
     ]  # fmt: skip
 
 
@@ -131,7 +139,9 @@ def lasso_rows(
         return lambda: second.map.select_geometry({"type": "poly", "x": px, "y": py})
 
     actions = [select(px, py) for px, py in loops]
+    cpu = time.thread_time()
     alone = timed(actions, args.repeats)
+    cpu_alone = (time.thread_time() - cpu) * 1e3 / (args.repeats + len(actions))
     first.state.select(np.sort(rng.choice(res.n_points, min(10**6, res.n_points), replace=False)))
     export = first.pane("export")
     export.format.value = "parquet"
@@ -146,7 +156,9 @@ def lasso_rows(
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     time.sleep(0.5)
+    cpu = time.thread_time()
     busy = timed(actions, args.repeats)
+    cpu_ms = (time.thread_time() - cpu) * 1e3 / (args.repeats + len(actions))
     stop.set()
     thread.join()
     share = second.state.n_selected / res.n_points
@@ -157,6 +169,9 @@ def lasso_rows(
          f"Parquet in a loop ({len(exports)} exports, median {np.median(exports):.1f} s each)",
          fmt(busy)),
         ("lasso delayed by the export (p50 ratio)", f"{ratio:.2f}×"),
+        ("(the lasso thread's own CPU time per lasso, alone / beside the export: the rest "
+         "of the wall time is waiting for the GIL or a core)",
+         f"{cpu_alone:.0f} / {cpu_ms:.0f} ms"),
     ]  # fmt: skip
 
 
@@ -204,16 +219,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="where the temporary store goes")
+    parser.add_argument("--store", default=None,
+                        help="keep the store here (reused when it exists)")  # fmt: skip
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip the one-pane-at-a-time rows")  # fmt: skip
     args = parser.parse_args()
     n = int(args.n)
     print(f"$ .venv/bin/python benchmarks/panes.py {' '.join(sys.argv[1:])}".rstrip())
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        store = Path(tmp) / "panes.store"
+        store = Path(args.store or Path(tmp) / "panes.store")
         t = time.perf_counter()
-        write_store(store, n, args.seed)
-        add_pane_stages(store, args.seed)
+        if not (store / MANIFEST).exists():
+            write_store(store, n, args.seed)
+            add_pane_stages(store, args.seed)
+        n = Store(store).n_points
         wrote = time.perf_counter() - t
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{n:,} points (store written in {wrote:.0f} s), {args.repeats} runs per "
