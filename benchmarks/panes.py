@@ -38,8 +38,9 @@ from app import write_store
 from panes_store import add_pane_stages
 from render import lasso
 
+from explorer.app.process import open_resources
 from explorer.app.registry import available_panes
-from explorer.app.resources import StoreResources, open_resources
+from explorer.app.resources import StoreResources
 from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.state import ExplorerState
 from explorer.render.raster import warm_up

@@ -8,8 +8,8 @@ from types import ModuleType
 
 import numpy as np
 
+from explorer.app.process import open_resources
 from explorer.app.registry import available_panes
-from explorer.app.resources import open_resources
 from explorer.store.reader import Store
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
