@@ -24,6 +24,7 @@ PANES: tuple[PaneSpec, ...] = (
     filters.PANE,
     export.PANE,
     scatter.PANE,
+    scatter.SECOND_PANE,
     treemap.PANE,
     slices.PANE,
     outliers.PANE,

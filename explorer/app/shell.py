@@ -89,6 +89,13 @@ class ExplorerApp(Viewer):
         assert isinstance(pane, MapPane)
         return pane
 
+    @property
+    def map2(self) -> MapPane:
+        """The split view's second map."""
+        pane = self.panes["map2"]
+        assert isinstance(pane, MapPane)
+        return pane
+
     def _region(self, region: str) -> list[PaneSpec]:
         return [spec for spec in self.specs if spec.region == region]
 
@@ -109,6 +116,9 @@ class ExplorerApp(Viewer):
             min_height=MIN_MAP_HEIGHT, dynamic=False,
         )  # fmt: skip
         self.tabs = tabs
+        # The split view takes the analytic tabs' room: two maps need the width.
+        tabs.visible = not self.state.split
+        self.state.param.watch(lambda e: setattr(tabs, "visible", not e.new), ["split"])
         maps = [self.panes[spec.name] for spec in self._region("map")]
         row = pn.Row(*maps, tabs, sizing_mode="stretch_both", min_height=MIN_MAP_HEIGHT)
         below = [self.panes[spec.name] for spec in self._region("below")]

@@ -61,6 +61,13 @@ class ExplorerState(param.Parameterized):
     color_by: param.Selector[str] = param.Selector(
         default="", objects=[""], doc="column or score to colour by; '' = point density"
     )
+    split = param.Boolean(default=False, doc="show a second map beside the first")
+    layout2: param.Selector[str | None] = param.Selector(
+        default=None, objects=[], allow_None=True, doc="the second map's layout"
+    )
+    color_by2: param.Selector[str] = param.Selector(
+        default="", objects=[""], doc="the second map's colour ('' = point density)"
+    )
     filters = param.Dict(default={}, doc="column -> allowed labels (list) or (low, high) range")
     mask = param.Array(default=None, allow_None=True, doc="(n,) bool from filters, or None")
     mask_for = param.Callable(default=None, allow_None=True, constant=True, doc="filters -> mask")
@@ -87,8 +94,10 @@ class ExplorerState(param.Parameterized):
     # The parameters a shared link carries (``explorer.app.urlstate`` encodes each by type).
     LINKED: ClassVar[tuple[str, ...]] = (
         "layout", "color_by", "filters", "selection_ref", "focus_node", "show_labels",
-        "flag_low_trust", "trust_threshold",
+        "flag_low_trust", "trust_threshold", "split", "layout2", "color_by2",
     )  # fmt: skip
+    # Linked parameters that only matter while another one is on (left out of links then).
+    LINKED_WHEN: ClassVar[dict[str, str]] = {"layout2": "split", "color_by2": "split"}
 
     def __init__(
         self,
@@ -98,12 +107,19 @@ class ExplorerState(param.Parameterized):
         **params: Any,
     ) -> None:
         # The choices must exist before values are checked against them.
-        chosen = {k: params.pop(k) for k in ("layout", "color_by") if k in params}
+        chosen = {k: params.pop(k) for k in ("layout", "color_by", "layout2", "color_by2")
+                  if k in params}  # fmt: skip
         super().__init__(**params)  # type: ignore[no-untyped-call]
-        self.param.layout.objects = list(layouts or [])
-        self.param.color_by.objects = ["", *[c for c in (color_options or []) if c]]
+        colors = ["", *[c for c in (color_options or []) if c]]
+        for name in ("layout", "layout2"):
+            self.param[name].objects = list(layouts or [])
+        for name in ("color_by", "color_by2"):
+            self.param[name].objects = colors
         if layouts and chosen.get("layout") is None:
             chosen["layout"] = layouts[0]
+        if layouts and chosen.get("layout2") is None:
+            # A second layout when there is one; else the same layout, to colour differently.
+            chosen["layout2"] = layouts[1] if len(layouts) > 1 else layouts[0]
         self.param.update(**chosen)
         if self.filters:
             self._apply_filters()

@@ -72,6 +72,8 @@ def view_query(state: ExplorerState) -> dict[str, str]:
             continue
         if name != "color_by" and value == p.default:
             continue  # color_by always: '' (density) differs from the store's default
+        if name in state.LINKED_WHEN and not getattr(state, state.LINKED_WHEN[name]):
+            continue
         text = _encode(p, value)
         if text is not None:
             query[name] = text

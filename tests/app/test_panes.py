@@ -304,3 +304,24 @@ def test_deep_zoom_draws_the_points_themselves(app: ExplorerApp, resources: Stor
     assert result.pictures.rows.tolist() == inside.tolist()
     assert len(app.map._map.pictures.data["url"]) == inside.size  # every tiny point has one
     assert all(u.startswith("data:image/png;base64,") for u in app.map._map.pictures.data["url"])
+
+
+def test_split_view_shares_the_selection(app: ExplorerApp, resources: StoreResources) -> None:
+    assert not app.map2.shown
+    assert app.map2.frames_drawn == 1  # drawn once when built, then idle while hidden
+    app.state.param.update(split=True, color_by2="size")
+    assert app.map2.shown
+    assert app.map2.color_by == "size"
+    assert app.map2.last_result.request.color_by == "size"
+    coords = np.asarray(resources.store.layout(app.map.layout))
+    x0, x1 = np.percentile(coords[:, 0], [10, 60])
+    y0, y1 = np.percentile(coords[:, 1], [10, 60])
+    app.map.select_geometry({"type": "rect", "x0": x0, "x1": x1, "y0": y0, "y1": y1})
+    n = app.state.n_selected
+    assert n > 0
+    assert app.map2.last_result.frame.n_highlight_in_view == n
+    query = view_query(app.state)
+    assert query["split"] == "1"
+    assert query["color_by2"] == "size"
+    app.state.split = False
+    assert "color_by2" not in view_query(app.state)

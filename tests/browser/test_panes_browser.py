@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import Page
 
 from explorer.app.shell import ExplorerApp
-from tests.browser.conftest import Served, artifact, click_data, open_app, wait_until
+from tests.browser.conftest import Served, artifact, click_data, frame_box, open_app, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -119,3 +119,22 @@ def test_deep_zoom_shows_thumbnails(page: Page, served_digits: Served) -> None:
     assert 0 < n <= 400
     # Each 16-48 px digit thumbnail has dark stroke pixels; the coloured dots have none.
     assert after > before + 10 * n, f"no thumbnails drawn? see {shot}"
+
+
+def test_split_view_lasso_in_left_map_highlights_right(page: Page, served_digits: Served) -> None:
+    app = open_app(page, served_digits, "?split=1&layout2=umap&color_by2=")
+    wait_until(lambda: app.map2.shown and app.map2.frames_drawn >= 2, page, timeout=20)
+    page.wait_for_timeout(500)
+    # A lasso (a triangle) on the left map, drawn with the mouse.
+    left, top, width, height = frame_box(page, app)
+    page.locator(".bk-tool-icon-lasso-select").first.click()
+    points = [(0.15, 0.2), (0.85, 0.25), (0.5, 0.9), (0.15, 0.2)]
+    page.mouse.move(left + points[0][0] * width, top + points[0][1] * height)
+    page.mouse.down()
+    for fx, fy in points[1:]:
+        page.mouse.move(left + fx * width, top + fy * height, steps=10)
+    page.mouse.up()
+    n = wait_until(lambda: app.state.n_selected, page, timeout=20)
+    wait_until(lambda: app.map2.last_result.frame.n_highlight_in_view == n, page, timeout=20)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifact("browser-split-view.png")))

@@ -46,6 +46,18 @@ class ControlsPane(Viewer):
         self.clear_button.on_click(lambda _: self.state.clear_selection("controls"))
         self.invert_button.on_click(lambda _: self.state.invert_selection("controls"))
         self.count = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self.split_switch = pn.widgets.Checkbox.from_param(  # type: ignore[no-untyped-call]
+            self.state.param.split, label="split view: a second map, same selection"
+        )
+        self.layout2_select = pn.widgets.Select.from_param(  # type: ignore[no-untyped-call]
+            self.state.param.layout2, label="Second map's layout", sizing_mode="stretch_width",
+            visible=self.state.split,
+        )  # fmt: skip
+        self.color2_select = pn.widgets.Select(  # type: ignore[no-untyped-call]
+            label="Second map's colour", options=options, value=self.state.color_by2,
+            sizing_mode="stretch_width", visible=self.state.split,
+        )  # fmt: skip
+        self.color2_select.param.watch(self._on_color2_widget, "value")
         self.labels_switch = pn.widgets.Checkbox.from_param(  # type: ignore[no-untyped-call]
             self.state.param.show_labels, label="cluster names on the map",
             visible=resources.hierarchy.available,
@@ -55,6 +67,9 @@ class ControlsPane(Viewer):
             self.layout_select,
             self.color_select,
             self.labels_switch,
+            self.split_switch,
+            self.layout2_select,
+            self.color2_select,
             markup.html_pane(
                 markup.note("Box / lasso on the map (toolbar, right):"), margin=(5, 10, 0, 10)
             ),
@@ -66,6 +81,14 @@ class ControlsPane(Viewer):
 
     def _on_color_widget(self, event: param.parameterized.Event) -> None:
         self.state.color_by = event.new
+
+    def _on_color2_widget(self, event: param.parameterized.Event) -> None:
+        self.state.color_by2 = event.new
+
+    @param.depends("state.split", "state.color_by2", watch=True)
+    def _on_split(self) -> None:
+        self.layout2_select.visible = self.color2_select.visible = self.state.split
+        self.color2_select.value = self.state.color_by2
 
     @param.depends("state.color_by", watch=True)
     def _on_color(self) -> None:

@@ -42,6 +42,8 @@ PICK_RADIUS_PX = 8  # how close (in pixels) the cursor must be to hover or pin a
 VIEW_DEBOUNCE_MS = 120
 LEGEND_WIDTH = 150
 # state parameter -> the map's handler (run under the document lock, see __init__)
+# The second map's own parameters, in place of the first map's.
+SECOND_MAP = {"layout": "layout2", "color_by": "color_by2"}
 STATE_HANDLERS = {
     "layout": "_on_layout", "color_by": "_on_color", "show_labels": "_update_labels",
     "centre": "_on_centre", "pinned": "_on_pinned", "hovered": "_on_hovered",
@@ -56,10 +58,13 @@ class MapPane(Viewer):
     frames_drawn = param.Integer(default=0, doc="frames rendered so far (for tests and stats)")
     last_frame_ms = param.Number(default=0.0, doc="render + encode time of the last frame")
 
-    def __init__(self, resources: StoreResources, **params: Any) -> None:
+    def __init__(self, resources: StoreResources, *, second: bool = False, **params: Any) -> None:
         super().__init__(**params)  # type: ignore[no-untyped-call]
         self._res = resources
-        layout = self.state.layout
+        # The split view's second map draws its own layout and colour, same selection.
+        self.second = second
+        self._names = SECOND_MAP if second else {}
+        layout = self.layout
         self._view = resources.extent(layout)
         self._map = make_map_figure(self._view)
         self._marks = MapMarks(resources, self._map)
@@ -83,7 +88,10 @@ class MapPane(Viewer):
         # State changes may come from a widget callback that runs without the document
         # lock; Bokeh models must change under it, so these handlers run on the next tick.
         for name, handler in STATE_HANDLERS.items():
-            self.state.param.watch(functools.partial(self._deferred, handler), [name])
+            watched = self._names.get(name, name)
+            self.state.param.watch(functools.partial(self._deferred, handler), [watched])
+        if second:
+            self.state.param.watch(self._on_split, ["split"])
         fig.on_change("inner_width", self._on_resize)
         fig.on_change("inner_height", self._on_resize)
         plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
@@ -98,11 +106,32 @@ class MapPane(Viewer):
             pn.Row(plot, legend, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
             min_height=460,
+            visible=self.shown,
         )
         self._layout_marks()
         self._update_labels()
         self._update_color_key()
         self._draw_now()
+
+    @property
+    def layout(self) -> str:
+        """The layout this map draws."""
+        return str(getattr(self.state, self._names.get("layout", "layout")))
+
+    @property
+    def color_by(self) -> str:
+        """What this map is coloured by ('' = density)."""
+        return str(getattr(self.state, self._names.get("color_by", "color_by")))
+
+    @property
+    def shown(self) -> bool:
+        """Whether this map is on the page (the second map only in the split view)."""
+        return not self.second or bool(self.state.split)
+
+    def _on_split(self, *_: Any) -> None:
+        self._panel.visible = self.shown
+        if self.shown:
+            self.redraw()
 
     # -- what a frame depends on -------------------------------------------------------
     def _pixels(self) -> tuple[int, int]:
@@ -124,7 +153,7 @@ class MapPane(Viewer):
 
     def _low_trust(self) -> NDArray[np.int64] | None:
         """Rows whose trust in the current layout is below the threshold (None: no score)."""
-        name = f"trust:{self.state.layout}"
+        name = f"trust:{self.layout}"
         if name not in self._res.store.scores:
             return None
         return np.flatnonzero(self._res.values(name) < self.state.trust_threshold).astype(np.int64)
@@ -134,8 +163,8 @@ class MapPane(Viewer):
         w, h = self._pixels()
         x0, x1, y0, y1 = self._view
         return FrameRequest(
-            self.state.layout, x0, x1, y0, y1, w, h,
-            color_by=self.state.color_by, mask=self.state.mask, highlight=self._highlight(),
+            self.layout, x0, x1, y0, y1, w, h,
+            color_by=self.color_by, mask=self.state.mask, highlight=self._highlight(),
         )  # fmt: skip
 
     # -- rendering (coalesced; in a worker thread when served) ---------------------------
@@ -145,6 +174,8 @@ class MapPane(Viewer):
 
     def redraw(self, delay_ms: int = 0) -> None:
         """Ask for a new frame; when served, requests made while rendering are merged."""
+        if not self.shown:
+            return  # a hidden second map draws when it is shown
         self._dirty = True
         doc = self._served_doc()
         if doc is None:
@@ -214,9 +245,9 @@ class MapPane(Viewer):
         )
         if frame.legend:
             self.legend.object = markup.legend(
-                [(e.label, e.color, e.count) for e in frame.legend], self.state.color_by
+                [(e.label, e.color, e.count) for e in frame.legend], self.color_by
             )
-        elif not self.state.color_by and frame.span is not None:
+        elif not self.color_by and frame.span is not None:
             lo, hi = frame.span
             self.legend.object = markup.note(f"density: {lo:,.0f}–{hi:,.0f} points per pixel")
         self.param.update(frames_drawn=self.frames_drawn + 1, last_frame_ms=ms)
@@ -255,7 +286,7 @@ class MapPane(Viewer):
             return None
         w, _ = self._pixels()
         radius = PICK_RADIUS_PX * (self._view[1] - self._view[0]) / max(w, 1)
-        index = self._res.index(self.state.layout)
+        index = self._res.index(self.layout)
         return nearest_point(index, float(x), float(y), radius, mask=self.state.mask)
 
     def _on_mouse_move(self, event: events.Event) -> None:
@@ -282,7 +313,7 @@ class MapPane(Viewer):
         The hit-test runs in a worker thread when served (at 10M points it would stall
         every session's event loop), and the selection is set back on the loop.
         """
-        index = self._res.index(self.state.layout)
+        index = self._res.index(self.layout)
         mask = self.state.mask
         if geometry.get("type") == "rect":
             g = geometry
@@ -310,7 +341,7 @@ class MapPane(Viewer):
 
     # -- state → figure ----------------------------------------------------------------
     def _on_layout(self) -> None:
-        layout = self.state.layout
+        layout = self.layout
         self._view = self._res.extent(layout)
         x0, x1, y0, y1 = self._view
         self._map.disk.visible = layout == DISK_LAYOUT
@@ -329,7 +360,7 @@ class MapPane(Viewer):
         self.redraw()
 
     def _update_labels(self) -> None:
-        self._marks.labels(self.state.layout, self._view, visible=self.state.show_labels,
+        self._marks.labels(self.layout, self._view, visible=self.state.show_labels,
                            mask=self.state.mask)  # fmt: skip
 
     def _on_centre(self) -> None:
@@ -337,10 +368,10 @@ class MapPane(Viewer):
         row = self.state.centre
         if row is None:
             return
-        x, y = (float(v) for v in self._res.index(self.state.layout).coords[row])
+        x, y = (float(v) for v in self._res.index(self.layout).coords[row])
         if not (np.isfinite(x) and np.isfinite(y)):
             return
-        fx0, fx1, _, _ = self._res.extent(self.state.layout)
+        fx0, fx1, _, _ = self._res.extent(self.layout)
         x0, x1, y0, y1 = self._view
         w, h = x1 - x0, y1 - y0
         if w > 0.5 * (fx1 - fx0):  # a view of (nearly) everything: zoom in to see the point
@@ -357,21 +388,21 @@ class MapPane(Viewer):
             self.redraw()
 
     def _on_hovered(self) -> None:
-        self._marks.hovered(self.state.layout, self.state.hovered)
+        self._marks.hovered(self.layout, self.state.hovered)
 
     def _layout_marks(self) -> None:
-        self._marks.pinned(self.state.layout, self.state.pinned)
+        self._marks.pinned(self.layout, self.state.pinned)
         self._on_hovered()
 
     def _update_color_key(self) -> None:
-        color = self._res.color(self.state.color_by)
+        color = self._res.color(self.color_by)
         bar = self._map.color_bar
         if isinstance(color, NumericColor):
-            lo, hi = color.span or self._res.value_range(self.state.color_by)
+            lo, hi = color.span or self._res.value_range(self.color_by)
             self._map.color_mapper.update(palette=palette_of(color.cmap), low=lo, high=hi)
-            bar.update(title=self.state.color_by, visible=True)
+            bar.update(title=self.color_by, visible=True)
             reduction = "highest" if color.reduction == "max" else "mean"
-            self.legend.object = markup.note(f"{self.state.color_by}: {reduction} per pixel")
+            self.legend.object = markup.note(f"{self.color_by}: {reduction} per pixel")
         else:
             bar.visible = False
 
@@ -383,4 +414,8 @@ class MapPane(Viewer):
 PANE = PaneSpec(
     name="map", title="Map", region="map",
     make=lambda res, state: MapPane(res, state=state),
+)  # fmt: skip
+SECOND_PANE = PaneSpec(
+    name="map2", title="Second map", region="map",
+    make=lambda res, state: MapPane(res, state=state, second=True),
 )  # fmt: skip
