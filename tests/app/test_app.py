@@ -224,3 +224,27 @@ def test_default_origins() -> None:
 
     assert default_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
     assert len(default_origins("0.0.0.0", 80)) >= 3
+
+
+def test_filter_dropdown_shows_hostile_labels_as_text(hostile_store: Path) -> None:
+    from explorer.app.panes.filters import FiltersPane
+    from explorer.app.state import ExplorerState
+    from tests.helpers import HOSTILE_LABELS
+
+    res = StoreResources(Store(hostile_store))
+    state = ExplorerState(
+        n_points=res.n_points, layouts=res.store.layouts, color_options=res.color_options,
+        mask_for=res.mask,
+    )  # fmt: skip
+    pane = FiltersPane(res, state=state)
+    state.filters = {"label": [HOSTILE_LABELS[0]]}
+    widget = pane.widgets["label"]
+    model = widget.get_root(Document(), comm=Comm())
+    # Choices.js renders labels as HTML: the browser must get them escaped...
+    shown = [o if isinstance(o, str) else o[1] for o in model.options]
+    assert not any("<" in label or '"' in label for label in shown)
+    assert all("&lt;" in label for label in shown if label != "ok")
+    assert not any("<" in v for v in model.value)
+    # ...while the state still holds (and filters by) the real labels.
+    assert widget.value == [HOSTILE_LABELS[0]]
+    assert state.n_selectable == int((res.column("label") == HOSTILE_LABELS[0]).sum())
