@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from explorer.store.reader import Store
 
     store = Store(args.store)
+    _warn_selection_problems(store)
     if args.verify:
         store.verify()
     if args.json:
@@ -122,6 +124,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_selection_problems(store: Any) -> None:
+    for problem in store.selection_problems():
+        print(f"explorer: warning: {problem}", file=sys.stderr)
+
+
 def _slice_rows(table: Any) -> list[list[str]]:
     def num(value: Any, fmt: str) -> str:
         return "" if value != value else format(value, fmt)  # NaN -> blank
@@ -144,6 +151,7 @@ def cmd_slices(args: argparse.Namespace) -> int:
     from explorer.store.reader import Store
 
     store = Store(args.store)
+    _warn_selection_problems(store)
     table = store.slices(kind=args.kind)
     if args.csv is not None:
         table.to_csv(args.csv, index=False)

@@ -7,7 +7,8 @@ A store is a directory::
       <stage>/stage.json         one folder per finished stage, renamed into place whole
       <stage>/<array>.npy        big arrays, opened with memory mapping
       <stage>/<table>.parquet    tables
-      selections/<name>.npy      selections saved from the app (sorted int64 row indices)
+      selections/<name>.npz      selections saved from the app: ``rows`` (sorted int64 row
+                                 indices) and ``data_id`` (the data they were made on)
 
 Both sides import this module; nothing else writes file names or dtypes down.
 ``docs/store-format.md`` is the human version of this file: change both together.
@@ -15,8 +16,12 @@ Both sides import this module; nothing else writes file names or dtypes down.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +33,7 @@ STAGE_META = "stage.json"
 SELECTIONS_DIR = "selections"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".old-"
+LOCK_FILE = ".writer.lock"  # flock'ed by the one writer (a build or a selection save)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,29 @@ def check_selection_name(name: str) -> str:
     return stripped
 
 
+SELECTION_SUFFIX = ".npz"
+
+
 def selection_file(name: str) -> str:
     """Relative path of a saved selection's file."""
-    return f"{SELECTIONS_DIR}/{check_selection_name(name)}.npy"
+    return f"{SELECTIONS_DIR}/{check_selection_name(name)}{SELECTION_SUFFIX}"
+
+
+def data_id(manifest: Mapping[str, Any]) -> str:
+    """A fingerprint of the data a store was built from (input file hashes, point count).
+
+    Saved selections carry it: row numbers mean the same points only in a store built
+    from the same input, whatever the build options.
+    """
+    source = manifest.get("source") or {}
+    if not isinstance(source, Mapping):
+        source = {}
+    blob = json.dumps(
+        {
+            "sha256": source.get("sha256"),
+            "meta_sha256": source.get("meta_sha256"),
+            "n_points": manifest.get("n_points"),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]

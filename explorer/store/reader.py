@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -27,12 +27,15 @@ from explorer.store.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
+    SELECTION_SUFFIX,
     SELECTIONS_DIR,
     SPRITE_SHEET,
     STAGE_META,
     check_selection_name,
+    data_id,
     selection_file,
 )
+from explorer.store.selections import read_selection_file
 from explorer.store.writer import file_digest
 
 
@@ -49,11 +52,43 @@ def load_array(path: Path, *, expected_bytes: int | None = None) -> np.ndarray:
         )
         raise StoreCorruptError(msg)
     try:
-        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        return map_npy(path)
     except (ValueError, OSError, EOFError) as exc:
         msg = f"{path} is not a readable .npy array ({exc}); rebuild the store"
         raise StoreCorruptError(msg) from exc
-    return arr
+
+
+def map_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` file read-only through ONE open handle.
+
+    ``np.load(path, mmap_mode="r")`` opens the file by name twice (header, then data): a
+    file replaced in between would be read as the old header over the new data.
+    """
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            msg = f"unsupported .npy version {version}"
+            raise ValueError(msg)
+        if dtype.hasobject:
+            msg = "object arrays are not allowed"
+            raise ValueError(msg)
+        order: Literal["F", "C"] = "F" if fortran else "C"
+        offset = f.tell()
+        if int(np.prod(shape)) == 0:
+            return np.empty(shape, dtype=dtype)  # mmap cannot map zero bytes
+        mapped: np.ndarray = np.memmap(
+            f,  # type: ignore[call-overload]
+            dtype=dtype,
+            mode="r",
+            offset=offset,
+            shape=shape,
+            order=order,
+        )
+        return mapped
 
 
 def read_stage_record(store: Path, stage: str) -> dict[str, Any]:
@@ -247,15 +282,10 @@ class Store:
         rate's confidence bound, corrected for the number of slices tried).
         """
         table = self._slice_table
-        saved = self.selections()
+        saved = self._saved_sizes()
         if saved:
             extra = pd.DataFrame(
-                {
-                    "slice": -1,
-                    "name": saved,
-                    "kind": "saved",
-                    "size": [len(self.selection(s)) for s in saved],
-                }
+                {"slice": -1, "name": list(saved), "kind": "saved", "size": list(saved.values())}
             )
             table = pd.concat([table, extra], ignore_index=True)
         if kind is not None:
@@ -264,6 +294,15 @@ class Store:
             ["lower_bound", "lift", "size"], ascending=False, na_position="last", kind="stable"
         )
         return ranked.reset_index(drop=True)
+
+    def _saved_sizes(self) -> dict[str, int]:
+        sizes = {}
+        for name in self.selections():
+            try:
+                sizes[name] = len(self.selection(name))
+            except StoreError:
+                continue  # replaced by a bad file or deleted since the listing
+        return sizes
 
     def slice_members(self, name: str) -> NDArray[np.int64]:
         """Sorted int64 row indices of a slice, or of a saved selection of that name."""
@@ -300,32 +339,64 @@ class Store:
         return self.path / "thumbs" / SPRITE_SHEET.format(sheet)
 
     # -- saved selections --------------------------------------------------------------
-    def selections(self) -> list[str]:
-        """Names of the selections saved into this store, sorted."""
+    @property
+    def data_id(self) -> str:
+        """Fingerprint of the data this store was built from (saved selections carry it)."""
+        return data_id(self.manifest)
+
+    def _selection_files(self) -> list[Path]:
         folder = self.path / SELECTIONS_DIR
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.startswith("."))
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    def _scan_selections(self) -> tuple[list[str], list[str]]:
+        good, problems = [], []
+        for path in self._selection_files():
+            if path.suffix != SELECTION_SUFFIX:
+                problems.append(f"{path} is not a saved selection of this explorer; skipped")
+                continue
+            try:
+                check_selection_name(path.stem)
+                read_selection_file(path, self.data_id, self.n_points)
+            except ValueError:
+                problems.append(f"{path} has an invalid selection name; skipped")
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            except StoreError as exc:
+                problems.append(str(exc))
+            else:
+                good.append(path.stem)
+        return good, problems
+
+    def selections(self) -> list[str]:
+        """Names of the readable selections saved into this store, sorted.
+
+        A bad file in ``selections/`` (unreadable, or saved on other data) is left out;
+        ``selection_problems()`` says which and why.
+        """
+        return self._scan_selections()[0]
+
+    def selection_problems(self) -> list[str]:
+        """One line per file in ``selections/`` that is skipped, saying why."""
+        return self._scan_selections()[1]
 
     def selection(self, name: str) -> NDArray[np.int64]:
-        """A saved selection's sorted int64 row indices."""
+        """A saved selection's sorted int64 row indices (refused if made on other data)."""
         try:
             rel = selection_file(check_selection_name(name))
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
         path = self.path / rel
-        if not path.exists():
+        try:
+            return read_selection_file(path, self.data_id, self.n_points)
+        except FileNotFoundError:
             have = ", ".join(self.selections()) or "none"
             msg = (
                 f"store {self.path} has no slice or saved selection {name!r} "
                 f"(saved: {have}; `explorer slices` lists the slices)"
             )
-            raise StageMissingError(msg)
-        arr = np.asarray(load_array(path), dtype=np.int64)
-        if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_points)):
-            msg = f"{path} does not hold row indices of this store; delete it"
-            raise StoreCorruptError(msg)
-        return arr
+            raise StageMissingError(msg) from None
 
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> None:

@@ -190,6 +190,22 @@ def test_save_and_load(tiny_store: Path, tmp_path: Path) -> None:
     assert a.state.selection.tolist() == [1, 2, 3]
 
 
+def test_saving_over_a_name_asks_first(tiny_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "copy.store"
+    shutil.copytree(tiny_store, store)
+    res = StoreResources(Store(store))
+    a, b = build_app(res), build_app(res)
+    a.state.select([1, 2, 3])
+    assert a.export.save("mine") == "mine"
+    b.state.select([7])
+    b.export.name_input.value = "mine"
+    b.export.save_button.clicks += 1  # first press: refused, with a question
+    assert "press Save again" in b.export.last_message
+    assert res.store.selection("mine").tolist() == [1, 2, 3]
+    b.export.save_button.clicks += 1  # second press with the same name: replaces
+    assert res.store.selection("mine").tolist() == [7]
+
+
 def test_frames_reuse_masks(resources: StoreResources) -> None:
     mask = resources.mask({"label": ["a"]})
     assert mask is resources.mask({"label": ["a"]})  # identity: the render caches by it

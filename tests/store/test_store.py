@@ -241,7 +241,7 @@ def test_concurrent_saves_lose_nothing(tiny_store: Path, tmp_path: Path) -> None
 
     def save(name: str) -> None:
         for _ in range(5):
-            save_selection(path, name, wanted[name], 600)
+            save_selection(path, name, wanted[name], 600, overwrite=True)
 
     threads = [threading.Thread(target=save, args=(n,)) for n in wanted]
     for t in threads:
