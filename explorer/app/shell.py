@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
+from bokeh.settings import settings as bokeh_settings
 from panel.viewable import Viewer
 from param.parameters import NoNone
 
@@ -198,6 +199,9 @@ def serve(
     """
     pn.extension(notifications=True)
     pn.config.notifications = True
+    # Every script and stylesheet from our own server, never a CDN (even with
+    # BOKEH_RESOURCES=cdn set): the page works offline and tells no third party of a visit.
+    bokeh_settings.resources.set_value("server")
     origins = websocket_origin or default_origins(address, port)
     # With several processes the store is opened after the fork, in each process.
     factory: Any
