@@ -95,6 +95,7 @@ def hostile_data(n: int = 120, seed: int = 1) -> tuple[np.ndarray, pd.DataFrame]
     label = np.array([HOSTILE_LABELS[0]] * half + [HOSTILE_LABELS[1]] * (n - half), dtype=object)
     prediction = label.copy()
     prediction[::7] = "ok"
+    prediction[3::11] = None  # unknown: neither right nor wrong
     meta = pd.DataFrame(
         {
             "pid": [f"h{i:03d}" for i in range(n)],

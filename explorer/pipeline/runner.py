@@ -101,7 +101,7 @@ def build_store(
     dataset.source["sha256"] = file_digest(spec.path)
     if spec.meta is not None:
         dataset.source["meta_sha256"] = file_digest(spec.meta)
-    with StoreWriter(out) as writer:
+    with StoreWriter(out, {"n": dataset.n_points, "d": dataset.dim}) as writer:
         run_seed = int(np.random.default_rng().integers(2**31 - 1))
         ctx = BuildContext(config=config, dataset=dataset, store=writer.path, run_seed=run_seed)
         report = _run_plan(ctx, writer, show_progress)

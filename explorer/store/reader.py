@@ -23,6 +23,7 @@ from explorer.errors import (
     StoreIncompleteError,
     StoreVersionError,
 )
+from explorer.store.contract import check_stage
 from explorer.store.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -33,6 +34,7 @@ from explorer.store.format import (
     STAGE_META,
     check_selection_name,
     data_id,
+    error_values,
     selection_file,
 )
 from explorer.store.selections import read_selection_file
@@ -123,21 +125,60 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         )
         raise StoreIncompleteError(msg)
     try:
-        manifest: dict[str, Any] = json.loads(mpath.read_text())
+        manifest: Any = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{mpath} is not valid JSON ({exc}); rebuild the store"
+        msg = f"{mpath} is not readable JSON ({type(exc).__name__}); rebuild the store"
         raise StoreCorruptError(msg) from exc
+    if not isinstance(manifest, dict):
+        msg = (
+            f"{mpath} holds a JSON {type(manifest).__name__}, not a store manifest; "
+            "rebuild the store"
+        )
+        raise StoreCorruptError(msg)
     if manifest.get("format") != FORMAT_NAME:
         msg = f"{path} is not a projection store (its manifest has no format {FORMAT_NAME!r})"
         raise StoreError(msg)
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         msg = (
             f"{path} has store format version {version}, newer than this explorer reads "
             f"({FORMAT_VERSION}); upgrade explorer"
         )
         raise StoreVersionError(msg)
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        msg = (
+            f"{mpath} has format_version {version!r}, not one this explorer reads "
+            f"({FORMAT_VERSION}); the manifest is damaged or foreign: rebuild the store"
+        )
+        raise StoreCorruptError(msg)
+    problem = _manifest_problem(manifest)
+    if problem:
+        msg = f"{mpath} is damaged: {problem}; rebuild the store"
+        raise StoreCorruptError(msg)
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is structurally wrong with a manifest, or None."""
+    n = manifest.get("n_points")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return f"n_points is {n!r}, not a positive integer"
+    stages = manifest.get("stages")
+    if not isinstance(stages, dict) or "validate" not in stages:
+        return "it lists no stages (or no 'validate' stage)"
+    for name, record in stages.items():
+        files = record.get("files") if isinstance(record, dict) else None
+        if not isinstance(files, dict) or not all(
+            isinstance(info, dict) and isinstance(info.get("bytes"), int) for info in files.values()
+        ):
+            return f"stage {name!r} has no valid file list"
+    for kind in ("layouts", "scores"):
+        table = manifest.get(kind, {})
+        if not isinstance(table, dict) or not all(
+            isinstance(w, dict) and w.get("stage") in stages for w in table.values()
+        ):
+            return f"its {kind} do not point at stages of the store"
+    return None
 
 
 class Store:
@@ -151,6 +192,7 @@ class Store:
         self.path = Path(path)
         self.manifest: dict[str, Any] = _read_manifest(self.path)
         self._check_sizes()
+        self._check_contract()
 
     def _check_sizes(self) -> None:
         for stage, record in self.manifest["stages"].items():
@@ -165,6 +207,14 @@ class Store:
                         f"{info['bytes']}: truncated or changed; rebuild the store"
                     )
                     raise StoreCorruptError(msg)
+
+    def _check_contract(self) -> None:
+        """Every declared file's header against ``format.STAGE_FILES`` (dtype, shape, rows)."""
+        dims = {"n": self.n_points}
+        if isinstance(self.manifest.get("dim"), int):
+            dims["d"] = int(self.manifest["dim"])
+        for stage, record in self.manifest["stages"].items():
+            check_stage(stage, self.path / stage, record["files"], dims, strict=False)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, n_points={self.n_points}, layouts={self.layouts})"
@@ -253,6 +303,26 @@ class Store:
     def global_intrinsic_dimension(self) -> float:
         """The dataset's intrinsic dimension (MacKay–Ghahramani MLE over all points)."""
         return float(self.stage("intrinsic")["summary"]["global_mle"])
+
+    # -- errors -------------------------------------------------------------------------
+    @property
+    def has_errors(self) -> bool:
+        """Whether the build knew the errors (a label and a prediction, or a loss)."""
+        return self.has_stage("errors")
+
+    def errors(self) -> tuple[NDArray[np.int8], NDArray[np.float32] | None]:
+        """Per point: the code (n,) int8 (1 wrong, 0 right, -1 unknown), and the loss
+        (n,) float32 when the build had ``--loss`` (else None)."""
+        files = self.stage("errors")["files"]
+        loss = self.array("errors", "loss") if "loss.npy" in files else None
+        return self.array("errors", "error"), loss
+
+    def error_values(self) -> NDArray[np.float64]:
+        """THE per-point error (n,) float64: the loss, or 1 wrong / 0 right; NaN unknown.
+
+        An error rate is the mean over the known points, as in the slice table.
+        """
+        return error_values(*self.errors())
 
     # -- hierarchy and slices -----------------------------------------------------------
     def hierarchy(self) -> pd.DataFrame:
@@ -404,6 +474,11 @@ class Store:
         for stage, record in self.manifest["stages"].items():
             for fname, info in record.get("files", {}).items():
                 f = self.path / stage / fname
-                if file_digest(f) != info["sha256"]:
+                try:
+                    digest = file_digest(f)
+                except OSError as exc:
+                    msg = f"{f} cannot be read ({exc.strerror}); check it, or rebuild the store"
+                    raise StoreCorruptError(msg) from exc
+                if digest != info.get("sha256"):
                     msg = f"{f} does not match its checksum in the manifest; rebuild the store"
                     raise StoreCorruptError(msg)

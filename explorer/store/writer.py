@@ -23,6 +23,7 @@ from explorer.store.atomic import (
     remove_leftovers,
     write_json_atomic,
 )
+from explorer.store.contract import check_stage
 from explorer.store.format import LOCK_FILE, MANIFEST, SELECTIONS_DIR, STAGE_META, TMP_PREFIX
 from explorer.store.lock import StoreLock
 
@@ -62,8 +63,10 @@ class StoreWriter:
     naming this one, and only then are a dead writer's temporary folders removed.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, dims: Mapping[str, int] | None = None) -> None:
+        """dims : ``{"n": n_points, "d": dim}`` that every stage's shapes are checked with."""
         self.path = Path(path)
+        self.dims = dict(dims or {})
         if self.path.exists():
             if not self.path.is_dir():
                 msg = f"{self.path} exists and is not a directory; choose another --out"
@@ -145,6 +148,7 @@ class StoreWriter:
                 extra(tmp)
                 for f in sorted(tmp.iterdir()):
                     listing.setdefault(f.name, {})
+            check_stage(name, tmp, sorted(listing), self.dims, strict=True)
             for fname, info in listing.items():
                 info["bytes"] = (tmp / fname).stat().st_size
                 info["sha256"] = file_digest(tmp / fname)

@@ -264,3 +264,19 @@ def test_filter_dropdown_shows_hostile_labels_as_text(hostile_store: Path) -> No
     # ...while the state still holds (and filters by) the real labels.
     assert widget.value == [HOSTILE_LABELS[0]]
     assert state.n_selectable == int((res.column("label") == HOSTILE_LABELS[0]).sum())
+
+
+def test_error_rate_agrees_with_the_slice_table(hostile_store: Path) -> None:
+    res = StoreResources(Store(hostile_store))
+    app = build_app(res)
+    codes, loss = res.store.errors()
+    assert loss is None
+    assert set(np.unique(codes)) == {-1, 0, 1}  # missing predictions are unknown
+    slices = res.store.slices()
+    scored = slices[slices["n_scored"] < slices["size"]].head(5)
+    assert len(scored) > 0  # slices holding unknown points
+    for _, row in scored.iterrows():
+        app.state.select(res.store.slice_members(str(row["name"])))
+        rate, overall = app.selection_pane.error_rates() or (np.nan, np.nan)
+        assert rate == pytest.approx(row["error_rate"])
+        assert overall == pytest.approx(row["error_rate"] / row["lift"])
