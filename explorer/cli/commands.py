@@ -207,7 +207,7 @@ def _export_rows(store: Any, args: argparse.Namespace) -> Any:
     if args.all:
         return np.arange(store.n_points, dtype=np.int64)
     if args.ids is not None:
-        ids = read_id_file(args.ids)
+        ids = read_id_file(args.ids, store.roles.get("id") or str(store.points.columns[0]))
         if not ids:
             msg = f"{args.ids} holds no ids"
             raise InputError(msg)
@@ -217,18 +217,28 @@ def _export_rows(store: Any, args: argparse.Namespace) -> Any:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """explorer export STORE --ids FILE|--slice NAME|--all --out FILE."""
-    from explorer.store.export import FORMATS, export_rows
+    from explorer.store.export import FORMATS, check_out_path, export_rows
     from explorer.store.reader import Store
 
     fmt = args.format or args.out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         msg = f"cannot tell the format from {args.out.name}; add --format {'|'.join(FORMATS)}"
         raise InputError(msg)
+    check_out_path(args.out)
     store = Store(args.store)
     for name in args.coords:
         store.layout(name)  # a clear error for an unknown layout, before writing
     rows = _export_rows(store, args)
-    n = export_rows(store, rows, args.out, fmt, layouts=tuple(args.coords), vectors=args.vectors)
+    n = export_rows(
+        store,
+        rows,
+        args.out,
+        fmt,
+        layouts=tuple(args.coords),
+        vectors=args.vectors,
+        errors=args.errors,
+        raw=args.raw,
+    )
     print(f"wrote {n:,} rows to {args.out}")
     return 0
 

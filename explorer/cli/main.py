@@ -139,6 +139,15 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--coords", metavar="LAYOUT", action="append", default=[], help="add x/y")
     p.add_argument("--vectors", action="store_true", help="add the vectors")
+    p.add_argument(
+        "--errors", action="store_true", help="add each point's error (wrong/right/unknown)"
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="CSV: write text cells as they are (by default a cell a spreadsheet would run "
+        "as a formula, starting with = + - @ tab or CR, gets a leading ')",
+    )
 
     p = sub.add_parser(
         "synth",

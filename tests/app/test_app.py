@@ -280,3 +280,15 @@ def test_error_rate_agrees_with_the_slice_table(hostile_store: Path) -> None:
         rate, overall = app.selection_pane.error_rates() or (np.nan, np.nan)
         assert rate == pytest.approx(row["error_rate"])
         assert overall == pytest.approx(row["error_rate"] / row["lift"])
+
+
+def test_app_csv_export_neutralises_formulas(hostile_store: Path) -> None:
+    from tests.helpers import HOSTILE_COLUMN
+
+    app = build_app(StoreResources(Store(hostile_store)))
+    app.state.select(np.arange(app.state.n_points))
+    app.export.format.value = "csv"
+    table = pd.read_csv(io.BytesIO(app.export.export_bytes()), dtype=str)
+    values = set(table[HOSTILE_COLUMN])
+    assert "'=1+1" in values
+    assert "=1+1" not in values
