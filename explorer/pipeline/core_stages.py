@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -143,17 +146,30 @@ def _thumbs(ctx: BuildContext) -> StageResult:
     assert ds.image_root is not None
     paths = image_paths(ds.points[column], ds.image_root)
     cfg = ctx.config.thumbs
+    summary: dict[str, Any] = {"size": cfg.size, "per_sheet": cfg.per_sheet_side**2}
+    notes: list[str] = []
 
     def write(folder):  # type: ignore[no-untyped-def]
+        problems: Counter[str] = Counter()
         cells = write_sprite_sheets(
-            paths, folder, size=cfg.size, per_side=cfg.per_sheet_side, on_progress=ctx.progress
+            paths,
+            folder,
+            size=cfg.size,
+            per_side=cfg.per_sheet_side,
+            on_progress=ctx.progress,
+            problems=problems,
         )
         np.save(folder / "cell.npy", cells, allow_pickle=False)
+        # The sheets are written when the stage is stored, so the counts are filled in
+        # then: the runner reads this summary and these notes after ``extra`` has run.
+        summary["images_skipped"] = dict(sorted(problems.items()))
+        if problems:
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items()))
+            notes.append(
+                f"{sum(problems.values())} images gave no thumbnail ({why}); those points show none"
+            )
 
-    return StageResult(
-        extra=write,
-        summary={"size": cfg.size, "per_sheet": cfg.per_sheet_side**2},
-    )
+    return StageResult(extra=write, summary=summary, notes=notes)
 
 
 def core_stages() -> list[Stage]:
