@@ -28,6 +28,7 @@ from explorer.app.panes.filters import FiltersPane
 from explorer.app.panes.scatter import MapPane
 from explorer.app.panes.selection import SelectionPane
 from explorer.app.resources import StoreResources, open_resources, start_warm_up
+from explorer.app.serving import server_options
 from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
 
@@ -188,7 +189,7 @@ def serve(
     show: bool = True,
     websocket_origin: list[str] | None = None,
     num_procs: int = 1,
-    basic_auth: str | None = None,
+    basic_auth: str | dict[str, str] | None = None,
     cookie_secret: str | None = None,
     threaded: bool = False,
     on_app: Callable[[ExplorerApp], None] | None = None,
@@ -212,9 +213,8 @@ def serve(
 
     else:
         factory = session_factory(store, on_app)
-    kwargs: dict[str, Any] = {}
-    if basic_auth:
-        kwargs.update(basic_auth=basic_auth, cookie_secret=cookie_secret)
+    # Our login (checked credentials, constant-time, throttled) and no /components route.
+    kwargs: dict[str, Any] = server_options(basic_auth, cookie_secret)
     if num_procs > 1:
         kwargs["num_procs"] = num_procs
     return pn.serve(  # type: ignore[no-untyped-call]
