@@ -27,6 +27,9 @@ HOSTILE_LABELS = (
     '"><script>window.__pwned=1</script>',
 )
 HOSTILE_COLUMN = '<img src=x onerror="window.__pwned=2">'
+# Terminal escapes: clear the screen, set the window title, then red text.
+TERMINAL_LABELS = ("\x1b[2J\x1b[Hcleared", "\x1b]0;pwned\x07title", "\x1b[31mred")
+TERMINAL_COLUMN = "\x1b[1mbold column"
 
 # Few UMAP epochs keep the shared stores quick; the layouts are still meaningful.
 TINY_CONFIG = BuildConfig(seed=0, umap=UmapConfig(n_epochs=60))
@@ -102,6 +105,7 @@ def hostile_data(n: int = 120, seed: int = 1) -> tuple[np.ndarray, pd.DataFrame]
             "label": label,
             "prediction": prediction,
             HOSTILE_COLUMN: rng.choice(["=1+1", "<b>bold</b>", "plain"], n),
+            TERMINAL_COLUMN: rng.choice(TERMINAL_LABELS, n),
             "score": rng.uniform(0, 1, n).round(3),
         }
     )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from explorer.cli.report import say
 from explorer.errors import ExplorerError
 from explorer.version import __version__
 
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExplorerError as exc:
         if args.debug:
             raise
-        print(f"explorer: error: {exc}", file=sys.stderr)
+        say(f"explorer: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         if args.debug:
