@@ -101,7 +101,11 @@ def _json_value(value: Any) -> Any:
 def _jsonl(table: pd.DataFrame) -> str:
     columns = [str(c) for c in table.columns]
     lines = [
-        json.dumps(dict(zip(columns, map(_json_value, row), strict=True)), ensure_ascii=False)
+        json.dumps(
+            dict(zip(columns, map(_json_value, row), strict=True)),
+            ensure_ascii=False,
+            default=str,  # anything else (bytes, Decimal) as its text, never a crash
+        )
         for row in table.itertuples(index=False, name=None)
     ]
     return "".join(line + "\n" for line in lines)
