@@ -283,7 +283,7 @@ class Store:
                 continue
             try:
                 check_selection_name(path.stem)
-                read_selection_file(path, self.data_id, self.n_points)
+                read_selection_file(path, self.data_id, self.n_points, rows=False)
             except ValueError:
                 problems.append(f"{path} has an invalid selection name; skipped")
             except FileNotFoundError:

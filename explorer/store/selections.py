@@ -93,17 +93,27 @@ def save_selection(
     return clean
 
 
-def read_selection_file(path: Path, expected_data_id: str, n_points: int) -> NDArray[np.int64]:
-    """A saved selection's rows, read through one open handle and checked against the store."""
+def read_selection_file(
+    path: Path, expected_data_id: str, n_points: int, *, rows: bool = True
+) -> NDArray[np.int64]:
+    """A saved selection's rows, read through one open handle and checked against the store.
+
+    rows : False checks only that the file is a selection of this data (a listing reads
+           no rows) and returns an empty array.
+    """
     try:
         with path.open("rb") as f, np.load(f, allow_pickle=False) as saved:
             made_on = str(saved["data_id"])
-            rows = np.asarray(saved["rows"])
+            has_rows = "rows" in saved.files
+            values = np.asarray(saved["rows"]) if rows and has_rows else np.zeros(0, np.int64)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         msg = f"{path} is not a readable saved selection ({type(exc).__name__}); delete it"
         raise StoreCorruptError(msg) from exc
+    if not has_rows:
+        msg = f"{path} is not a readable saved selection (no rows); delete it"
+        raise StoreCorruptError(msg)
     if made_on != expected_data_id:
         msg = (
             f"{path} was saved on other data (the store was rebuilt from another input "
@@ -111,10 +121,10 @@ def read_selection_file(path: Path, expected_data_id: str, n_points: int) -> NDA
         )
         raise StaleSelectionError(msg)
     if (
-        rows.ndim != 1
-        or rows.dtype != np.int64
-        or (rows.size and (rows.min() < 0 or rows.max() >= n_points))
+        values.ndim != 1
+        or values.dtype != np.int64
+        or (values.size and (values.min() < 0 or values.max() >= n_points))
     ):
         msg = f"{path} does not hold row indices of this store; delete it"
         raise StoreCorruptError(msg)
-    return rows
+    return values
