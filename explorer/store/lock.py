@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from explorer.errors import StoreLockedError
+from explorer.errors import StoreError, StoreLockedError
 from explorer.store.format import LOCK_FILE
 
 _POLL_SECONDS = 0.02
@@ -47,7 +47,14 @@ class StoreLock:
 
     def acquire(self, wait: float = 0.0) -> StoreLock:
         """Take the lock, retrying for up to ``wait`` seconds; return self."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            msg = (
+                f"cannot open the writer lock {self.path} ({exc.strerror}): the store is not "
+                f"writable here, so {self.purpose} is not possible; check its permissions"
+            )
+            raise StoreError(msg) from exc
         deadline = time.monotonic() + wait
         while True:
             try:

@@ -226,3 +226,11 @@ def test_readers_never_need_the_lock(tiny_store: Path, tmp_path: Path) -> None:
     path = _copy(tiny_store, tmp_path)
     with store_lock(path, "test"):
         assert run_cli(["info", str(path)]).returncode == 0
+
+
+def test_an_unwritable_store_is_one_clear_error(tmp_path: Path) -> None:
+    from explorer.errors import StoreError
+    from explorer.store.lock import StoreLock
+
+    with pytest.raises(StoreError, match="cannot open the writer lock"):
+        StoreLock(tmp_path / "not-there", "saving").acquire()
