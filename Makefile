@@ -43,6 +43,7 @@ chromium:
 test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install

@@ -112,9 +112,7 @@ def _full(xy: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def write_store(path: Path, n: int, seed: int) -> None:
-    """A minimal valid store: validate (points table) + one layout, no kNN or vectors."""
-    from explorer import __version__
-    from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, LAYOUT_FILE
+    """A minimal valid store: validate (points table) + one layout, no kNN."""
     from explorer.store.writer import StoreWriter
 
     xy, labels = make_points(n, seed)
@@ -126,9 +124,20 @@ def write_store(path: Path, n: int, seed: int) -> None:
             "score": rng.random(n, dtype=np.float32),
         }
     )
-    writer = StoreWriter(path)
+    with StoreWriter(path, {"n": n, "d": 2}) as writer:
+        _write_stages_and_manifest(writer, n, xy, points)
+
+
+def _write_stages_and_manifest(writer: Any, n: int, xy: np.ndarray, points: pd.DataFrame) -> None:
+    from explorer import __version__
+    from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, LAYOUT_FILE
+
+    # The store contract wants validate's vectors: the 2-D points stand in for them.
+    validate = {"vectors": xy, "duplicate_of": np.full(n, -1, np.int64)}
     records = {
-        "validate": writer.write_stage("validate", "bench", tables={"points": points}),
+        "validate": writer.write_stage(
+            "validate", "bench", arrays=validate, tables={"points": points}
+        ),
         "umap": writer.write_stage("umap", "bench", arrays={LAYOUT_FILE: xy}),
     }
     roles = {"id": "id", "label": "label", "prediction": None, "loss": None}

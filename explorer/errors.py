@@ -35,5 +35,17 @@ class StoreCorruptError(StoreError):
     """A file in the store is missing, truncated or does not match the manifest."""
 
 
+class StoreLockedError(StoreError):
+    """Another process is writing the store (a build, or a selection being saved)."""
+
+
+class SelectionExistsError(StoreError):
+    """A saved selection of that name exists and overwriting it was not asked for."""
+
+
+class StaleSelectionError(StoreError):
+    """A saved selection was made on other data (the store was rebuilt from other input)."""
+
+
 class StageMissingError(StoreError):
     """The store lacks a stage that the caller needs."""

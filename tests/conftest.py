@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from explorer.ingest.dataset import InputSpec
-from tests.helpers import TINY_CONFIG, tiny_data, write_vectors_parquet
+from tests.helpers import TINY_CONFIG, hostile_data, tiny_data, write_vectors_parquet
 
 
 @pytest.fixture(scope="session")
@@ -39,4 +39,18 @@ def tiny_store(tiny_input: InputSpec, tmp_path_factory: pytest.TempPathFactory) 
 
     out = tmp_path_factory.mktemp("stores") / "tiny.store"
     build_store(tiny_input, out, TINY_CONFIG, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small store whose labels and a column name are HTML/script payloads."""
+    from explorer.pipeline.runner import build_store
+
+    folder = tmp_path_factory.mktemp("hostile")
+    vectors, meta = hostile_data()
+    path = write_vectors_parquet(folder / "hostile.parquet", vectors, meta)
+    spec = InputSpec(path=path, id="pid", label="label", prediction="prediction")
+    out = folder / "hostile.store"
+    build_store(spec, out, TINY_CONFIG, show_progress=False)
     return out

@@ -21,6 +21,16 @@ ARTIFACTS = ROOT / "test-artifacts"
 # Metadata is untrusted: the app must show this as text, never run it.
 XSS = "<script>window.__pwned=1</script>"
 
+# Hostile category labels and column names (a store made by someone else is untrusted).
+HOSTILE_LABELS = (
+    '<img src=x onerror="window.__pwned=1">',
+    '"><script>window.__pwned=1</script>',
+)
+HOSTILE_COLUMN = '<img src=x onerror="window.__pwned=2">'
+# Terminal escapes: clear the screen, set the window title, then red text.
+TERMINAL_LABELS = ("\x1b[2J\x1b[Hcleared", "\x1b]0;pwned\x07title", "\x1b[31mred")
+TERMINAL_COLUMN = "\x1b[1mbold column"
+
 # Few UMAP epochs keep the shared stores quick; the layouts are still meaningful.
 TINY_CONFIG = BuildConfig(seed=0, umap=UmapConfig(n_epochs=60))
 
@@ -76,3 +86,27 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def hostile_data(n: int = 120, seed: int = 1) -> tuple[np.ndarray, pd.DataFrame]:
+    """Two 4-D blobs whose labels, predictions and one column's name are HTML payloads."""
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    vectors = np.vstack(
+        [rng.normal(0.0, 1.0, (half, 4)), rng.normal(8.0, 1.0, (n - half, 4))]
+    ).astype(np.float32)
+    label = np.array([HOSTILE_LABELS[0]] * half + [HOSTILE_LABELS[1]] * (n - half), dtype=object)
+    prediction = label.copy()
+    prediction[::7] = "ok"
+    prediction[3::11] = None  # unknown: neither right nor wrong
+    meta = pd.DataFrame(
+        {
+            "pid": [f"h{i:03d}" for i in range(n)],
+            "label": label,
+            "prediction": prediction,
+            HOSTILE_COLUMN: rng.choice(["=1+1", "<b>bold</b>", "plain"], n),
+            TERMINAL_COLUMN: rng.choice(TERMINAL_LABELS, n),
+            "score": rng.uniform(0, 1, n).round(3),
+        }
+    )
+    return vectors, meta

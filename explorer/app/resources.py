@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
@@ -279,19 +278,13 @@ class StoreResources:
         v = self.values(column)
         return (v >= lo) & (v <= hi)
 
-    def wrong_predictions(self) -> NDArray[np.bool_] | None:
-        """(n,) bool, True where the prediction differs from the label (None without both)."""
-        label, pred = self.roles.get("label"), self.roles.get("prediction")
-        if not label or not pred:
+    def wrong_predictions(self) -> NDArray[np.float64] | None:
+        """(n,) float64 error per point as the build computed it (``Store.error_values``):
+        1 wrong, 0 right (or the loss), NaN unknown; None when the build had no errors.
+        Rates leave the unknown points out, as the slice table does."""
+        if not self.store.has_errors:
             return None
-
-        def make() -> NDArray[np.bool_]:
-            a = pc.cast(self.column_data(label), pa.string())
-            b = pc.cast(self.column_data(pred), pa.string())
-            wrong = pc.fill_null(pc.not_equal(a, b), True)
-            return _frozen(np.asarray(wrong.to_numpy(zero_copy_only=False), bool))
-
-        return self._cached("wrong", "", make)
+        return self._cached("wrong", "", lambda: _frozen(self.store.error_values()))
 
     # -- named selections ------------------------------------------------------------------
     def rows_of(self, ref: Ref) -> NDArray[np.int64]:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
+from bokeh.settings import settings as bokeh_settings
 from panel.viewable import Viewer
 from param.parameters import NoNone
 
@@ -26,6 +27,7 @@ from explorer.app.process import open_resources, start_warm_up
 from explorer.app.refs import select_ref
 from explorer.app.registry import available_panes
 from explorer.app.resources import StoreResources
+from explorer.app.serving import server_options
 from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
 
@@ -238,7 +240,7 @@ def serve(
     show: bool = True,
     websocket_origin: list[str] | None = None,
     num_procs: int = 1,
-    basic_auth: str | None = None,
+    basic_auth: str | dict[str, str] | None = None,
     cookie_secret: str | None = None,
     threaded: bool = False,
     on_app: Callable[[ExplorerApp], None] | None = None,
@@ -249,6 +251,9 @@ def serve(
     """
     pn.extension(notifications=True)
     pn.config.notifications = True
+    # Every script and stylesheet from our own server, never a CDN (even with
+    # BOKEH_RESOURCES=cdn set): the page works offline and tells no third party of a visit.
+    bokeh_settings.resources.set_value("server")
     origins = websocket_origin or default_origins(address, port)
     # With several processes the store is opened after the fork, in each process.
     factory: Any
@@ -259,9 +264,8 @@ def serve(
 
     else:
         factory = session_factory(store, on_app)
-    kwargs: dict[str, Any] = {}
-    if basic_auth:
-        kwargs.update(basic_auth=basic_auth, cookie_secret=cookie_secret)
+    # Our login (checked credentials, constant-time, throttled) and no /components route.
+    kwargs: dict[str, Any] = server_options(basic_auth, cookie_secret)
     if num_procs > 1:
         kwargs["num_procs"] = num_procs
     return pn.serve(  # type: ignore[no-untyped-call]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from explorer.cli.report import format_details, human_bytes
+from explorer.cli.report import format_details, human_bytes, say
 from explorer.cli.report import table as table_fmt
 from explorer.errors import InputError
 
@@ -69,11 +70,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         ]
         for s in report.stages
     ]
-    print(f"\nBuilt {report.store}: {report.n_points:,} points × {report.dim} dims")
-    print(table_fmt(["stage", "status", "seconds", "files", "size", "details"], rows, {2, 3, 4}))
-    print(f"total {report.seconds:.1f} s")
+    say(f"\nBuilt {report.store}: {report.n_points:,} points × {report.dim} dims")
+    say(table_fmt(["stage", "status", "seconds", "files", "size", "details"], rows, {2, 3, 4}))
+    say(f"total {report.seconds:.1f} s")
     for note in report.notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     return 0
 
 
@@ -82,44 +83,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     from explorer.store.reader import Store
 
     store = Store(args.store)
+    _warn_selection_problems(store)
     if args.verify:
         store.verify()
     if args.json:
         out = {**store.manifest, "selections": store.selections()}
-        print(json.dumps(out, indent=2, sort_keys=True, default=str))
+        say(json.dumps(out, indent=2, sort_keys=True, default=str))
         return 0
     m = store.manifest
     size = sum(f.stat().st_size for f in store.path.rglob("*") if f.is_file())
-    print(
+    say(
         f"Store    {store.path}  ({human_bytes(size)}, format {m['format_version']}, "
         f"explorer {m['explorer_version']}, built {m['created']})"
     )
     src = m["source"]
-    print(f"Points   {store.n_points:,} × {m['dim']}  from {src['path']}")
+    say(f"Points   {store.n_points:,} × {m['dim']}  from {src['path']}")
     roles = {v: k for k, v in store.roles.items() if v}
     cols = [f"{c} ({roles[c]})" if c in roles else c for c in store.points.columns]
-    print(f"Columns  {', '.join(cols)}")
-    print(f"Layouts  {', '.join(store.layouts) or 'none'}")
+    say(f"Columns  {', '.join(cols)}")
+    say(f"Layouts  {', '.join(store.layouts) or 'none'}")
     scores = [f"{name} (mean {float(store.score(name).mean()):.3f})" for name in store.scores]
-    print(f"Scores   {', '.join(scores) or 'none'}")
+    say(f"Scores   {', '.join(scores) or 'none'}")
     if store.has_stage("knn"):
         k = store.stage("knn")["summary"]
-        print(
+        say(
             f"kNN      k={k.get('n_neighbors')} {k.get('metric')}, {k.get('method')}, "
             f"recall {k.get('recall')}"
         )
-    print(f"Saved    {', '.join(store.selections()) or 'no saved selections'}")
+    say(f"Saved    {', '.join(store.selections()) or 'no saved selections'}")
     for line in _analytics_report(store):
-        print(line)
+        say(line)
     if args.verify:
-        print("Verified every file's checksum.")
+        say("Verified every file's checksum.")
     rows = [
         [name, f"{rec['seconds']:.1f}", format_details(rec.get("summary", {}), 80)]
         for name, rec in m["stages"].items()
     ]
-    print()
-    print(table_fmt(["stage", "seconds", "details"], rows, {1}))
+    say()
+    say(table_fmt(["stage", "seconds", "details"], rows, {1}))
     return 0
+
+
+def _warn_selection_problems(store: Any) -> None:
+    for problem in store.selection_problems():
+        say(f"explorer: warning: {problem}", file=sys.stderr)
 
 
 def _slice_rows(table: Any) -> list[list[str]]:
@@ -144,15 +151,16 @@ def cmd_slices(args: argparse.Namespace) -> int:
     from explorer.store.reader import Store
 
     store = Store(args.store)
+    _warn_selection_problems(store)
     table = store.slices(kind=args.kind)
     if args.csv is not None:
         table.to_csv(args.csv, index=False)
-        print(f"wrote {len(table):,} slices to {args.csv}")
+        say(f"wrote {len(table):,} slices to {args.csv}")
         return 0
     head = ["slice", "kind", "size", "error rate", "lift", "lower bound"]
-    print(table_fmt(head, _slice_rows(table.head(args.top)), {2, 3, 4, 5}))
+    say(table_fmt(head, _slice_rows(table.head(args.top)), {2, 3, 4, 5}))
     if len(table) > args.top:
-        print(f"… {len(table) - args.top} more (--top N, or --csv FILE for all)")
+        say(f"… {len(table) - args.top} more (--top N, or --csv FILE for all)")
     return 0
 
 
@@ -200,7 +208,7 @@ def _export_rows(store: Any, args: argparse.Namespace) -> Any:
     if args.all:
         return np.arange(store.n_points, dtype=np.int64)
     if args.ids is not None:
-        ids = read_id_file(args.ids)
+        ids = read_id_file(args.ids, store.roles.get("id") or str(store.points.columns[0]))
         if not ids:
             msg = f"{args.ids} holds no ids"
             raise InputError(msg)
@@ -210,19 +218,29 @@ def _export_rows(store: Any, args: argparse.Namespace) -> Any:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """explorer export STORE --ids FILE|--slice NAME|--all --out FILE."""
-    from explorer.store.export import FORMATS, export_rows
+    from explorer.store.export import FORMATS, check_out_path, export_rows
     from explorer.store.reader import Store
 
     fmt = args.format or args.out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         msg = f"cannot tell the format from {args.out.name}; add --format {'|'.join(FORMATS)}"
         raise InputError(msg)
+    check_out_path(args.out)
     store = Store(args.store)
     for name in args.coords:
         store.layout(name)  # a clear error for an unknown layout, before writing
     rows = _export_rows(store, args)
-    n = export_rows(store, rows, args.out, fmt, layouts=tuple(args.coords), vectors=args.vectors)
-    print(f"wrote {n:,} rows to {args.out}")
+    n = export_rows(
+        store,
+        rows,
+        args.out,
+        fmt,
+        layouts=tuple(args.coords),
+        vectors=args.vectors,
+        errors=args.errors,
+        raw=args.raw,
+    )
+    say(f"wrote {n:,} rows to {args.out}")
     return 0
 
 
@@ -251,7 +269,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         write_bytes_atomic(args.out, buf.getvalue())
     else:
         _write_vectors_parquet(vectors, meta, args.out)
-    print(f"wrote {n:,} × {args.dim} points to {args.out}")
+    say(f"wrote {n:,} × {args.dim} points to {args.out}")
     return 0
 
 
@@ -272,5 +290,5 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from explorer.datasets.digits import make_digits_sample
 
     path = make_digits_sample(args.out)
-    print(f"wrote the digits sample to {path} (images in {path.parent / 'images'})")
+    say(f"wrote the digits sample to {path} (images in {path.parent / 'images'})")
     return 0

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from explorer.cli.report import say
 from explorer.errors import ExplorerError
 from explorer.version import __version__
 
@@ -139,6 +140,15 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--coords", metavar="LAYOUT", action="append", default=[], help="add x/y")
     p.add_argument("--vectors", action="store_true", help="add the vectors")
+    p.add_argument(
+        "--errors", action="store_true", help="add each point's error (wrong/right/unknown)"
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="CSV: write text cells as they are (by default a cell a spreadsheet would run "
+        "as a formula, starting with = + - @ tab or CR, gets a leading ')",
+    )
 
     p = sub.add_parser(
         "synth",
@@ -192,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExplorerError as exc:
         if args.debug:
             raise
-        print(f"explorer: error: {exc}", file=sys.stderr)
+        say(f"explorer: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         if args.debug:

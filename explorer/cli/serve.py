@@ -19,6 +19,7 @@ from typing import Any
 from explorer.errors import ConfigError, InputError, StoreError
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+PASSWORD_ENV = "EXPLORER_PASSWORD"
 DEMO_STORE = Path("sample_data/digits.store")
 DEMO_LAYOUTS = "umap,largevis,hmds"  # as the Makefile's store target
 
@@ -47,7 +48,19 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help='a JSON file of {"user": "password"} pairs: every visitor must log in',
     )
-    auth.add_argument("--password", metavar="PW", help="one shared password for every visitor")
+    auth.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"a file whose first line is one shared password for every visitor (or set "
+        f"{PASSWORD_ENV})",
+    )
+    auth.add_argument(
+        "--password",
+        metavar="PW",
+        help="one shared password on the command line: other local users can read it; "
+        f"prefer --password-file or {PASSWORD_ENV}",
+    )
     p.add_argument(
         "--show",
         action=argparse.BooleanOptionalAction,
@@ -78,15 +91,37 @@ def add_serve_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_server_options(p)
 
 
-def _auth(args: argparse.Namespace) -> str | None:
+def _read_password_file(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        msg = f"--password-file {path}: no such file"
+        raise InputError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"--password-file {path} cannot be read ({type(exc).__name__})"
+        raise InputError(msg) from exc
+    return lines[0].strip("\r\n") if lines else ""
+
+
+def _auth(args: argparse.Namespace) -> str | dict[str, str] | None:
+    """Credentials from --basic-auth (checked now), a password file, env or --password."""
+    from explorer.app.serving import load_credentials
+
     if args.basic_auth is not None:
-        if not args.basic_auth.is_file():
-            msg = f"--basic-auth {args.basic_auth}: no such file (a JSON file of user: password)"
-            raise InputError(msg)
-        return str(args.basic_auth)
-    password: str | None = args.password
+        return load_credentials(args.basic_auth)
+    source, password = "--password", args.password
+    if args.password_file is not None:
+        source, password = "--password-file", _read_password_file(args.password_file)
+    elif password is None and os.environ.get(PASSWORD_ENV) is not None:
+        source, password = PASSWORD_ENV, os.environ[PASSWORD_ENV]
+    elif password is not None:
+        print(
+            "explorer: warning: --password is visible to every local user (ps, /proc); "
+            f"use --password-file FILE or the {PASSWORD_ENV} environment variable",
+            file=sys.stderr,
+        )
     if password is not None and not password:
-        msg = "--password is empty; give a password or leave the option out"
+        msg = f"{source} gives an empty password; give a password or leave it out"
         raise ConfigError(msg)
     return password
 

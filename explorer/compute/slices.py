@@ -113,6 +113,12 @@ def error_flags(
     return np.where(y.isna().to_numpy() | y_hat.isna().to_numpy(), np.nan, wrong)
 
 
+def error_codes(errors: ArrayLike) -> NDArray[np.int8]:
+    """Per-point codes (n,) int8 from errors or a loss: 1 wrong (> 0), 0 right, -1 unknown."""
+    e = np.asarray(errors, dtype=np.float64)
+    return np.where(np.isnan(e), -1, e > 0).astype(np.int8)
+
+
 def check_errors(errors: ArrayLike, n: int) -> tuple[NDArray[np.float64], float]:
     """Errors as float64 in [0, 1] (NaN unknown) and the scale they were divided by.
 

@@ -1,11 +1,16 @@
-"""The stages every build runs: validate, pca, knn, trust, thumbs."""
+"""The stages every build runs: validate, errors, pca, knn, trust, thumbs."""
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 from explorer.compute.knn import knn_graph, knn_recall
 from explorer.compute.pca import pca_reduce
+from explorer.compute.slices import check_errors, error_codes, error_flags
 from explorer.compute.trust import layout_trust
 from explorer.config import LAYOUTS
 from explorer.ingest.thumbnails import image_paths, write_sprite_sheets
@@ -33,6 +38,39 @@ def _validate(ctx: BuildContext) -> StageResult:
             "columns": [str(c) for c in ds.points.columns],
         },
         notes=notes,
+    )
+
+
+def has_errors(ctx: BuildContext) -> bool:
+    """Whether the build can tell errors: a --loss column, or a label and a prediction."""
+    roles = ctx.roles
+    return bool(roles.get("loss") or (roles.get("label") and roles.get("prediction")))
+
+
+def _errors(ctx: BuildContext) -> StageResult:
+    """THE per-point error, once: codes (1 wrong, 0 right, -1 unknown) and the loss."""
+    points, roles = ctx.dataset.points, ctx.roles
+    arrays: dict[str, np.ndarray] = {}
+    if roles.get("loss"):
+        loss = np.asarray(pd.to_numeric(points[roles["loss"]], errors="coerce"), dtype=float)
+        check_errors(loss, len(loss))  # a negative or infinite loss is refused here
+        arrays["loss"] = loss.astype(np.float32)
+        values = arrays["loss"].astype(np.float64)
+    else:
+        flags = error_flags(points[roles["label"]], points[roles["prediction"]])
+        assert flags is not None
+        values = flags
+    codes = error_codes(values)
+    arrays["error"] = codes
+    known = codes >= 0
+    return StageResult(
+        arrays=arrays,
+        summary={
+            "source": "loss" if roles.get("loss") else "label != prediction",
+            "n_wrong": int((codes == 1).sum()),
+            "n_unknown": int((~known).sum()),
+            "error_rate": round(float(np.nanmean(values)), 6) if known.any() else None,
+        },
     )
 
 
@@ -108,17 +146,30 @@ def _thumbs(ctx: BuildContext) -> StageResult:
     assert ds.image_root is not None
     paths = image_paths(ds.points[column], ds.image_root)
     cfg = ctx.config.thumbs
+    summary: dict[str, Any] = {"size": cfg.size, "per_sheet": cfg.per_sheet_side**2}
+    notes: list[str] = []
 
     def write(folder):  # type: ignore[no-untyped-def]
+        problems: Counter[str] = Counter()
         cells = write_sprite_sheets(
-            paths, folder, size=cfg.size, per_side=cfg.per_sheet_side, on_progress=ctx.progress
+            paths,
+            folder,
+            size=cfg.size,
+            per_side=cfg.per_sheet_side,
+            on_progress=ctx.progress,
+            problems=problems,
         )
         np.save(folder / "cell.npy", cells, allow_pickle=False)
+        # The sheets are written when the stage is stored, so the counts are filled in
+        # then: the runner reads this summary and these notes after ``extra`` has run.
+        summary["images_skipped"] = dict(sorted(problems.items()))
+        if problems:
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(problems.items()))
+            notes.append(
+                f"{sum(problems.values())} images gave no thumbnail ({why}); those points show none"
+            )
 
-    return StageResult(
-        extra=write,
-        summary={"size": cfg.size, "per_sheet": cfg.per_sheet_side**2},
-    )
+    return StageResult(extra=write, summary=summary, notes=notes)
 
 
 def core_stages() -> list[Stage]:
@@ -130,6 +181,15 @@ def core_stages() -> list[Stage]:
             params=lambda ctx: {"source": ctx.dataset.source},
             libraries=("numpy", "pandas", "pyarrow"),
             title="read and check the input",
+        ),
+        Stage(
+            "errors",
+            _errors,
+            requires=("validate",),
+            params=lambda ctx: {r: ctx.roles.get(r) for r in ("label", "prediction", "loss")},
+            enabled=has_errors,
+            libraries=("numpy", "pandas"),
+            title="wrong / right / unknown per point, and the loss",
         ),
         Stage(
             "pca",

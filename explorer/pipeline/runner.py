@@ -51,6 +51,7 @@ class BuildReport:
     stages: list[StageReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    records: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
 
 def _versions(libraries: tuple[str, ...]) -> dict[str, str]:
@@ -100,14 +101,22 @@ def build_store(
     dataset.source["sha256"] = file_digest(spec.path)
     if spec.meta is not None:
         dataset.source["meta_sha256"] = file_digest(spec.meta)
-    writer = StoreWriter(out)
-    run_seed = int(np.random.default_rng().integers(2**31 - 1))
-    ctx = BuildContext(config=config, dataset=dataset, store=writer.path, run_seed=run_seed)
+    with StoreWriter(out, {"n": dataset.n_points, "d": dataset.dim}) as writer:
+        run_seed = int(np.random.default_rng().integers(2**31 - 1))
+        ctx = BuildContext(config=config, dataset=dataset, store=writer.path, run_seed=run_seed)
+        report = _run_plan(ctx, writer, show_progress)
+        report.seconds = time.perf_counter() - started
+        writer.write_manifest(_manifest(ctx, report.records, report.seconds))
+    return report
+
+
+def _run_plan(ctx: BuildContext, writer: StoreWriter, show_progress: bool) -> BuildReport:
+    """Run (or reuse) every enabled stage in order; remove stages no longer planned."""
     plan = [s for s in all_stages() if s.enabled(ctx)]
     planned = {s.name for s in plan}
-    report = BuildReport(writer.path, dataset.n_points, dataset.dim)
+    report = BuildReport(writer.path, ctx.dataset.n_points, ctx.dataset.dim)
     keys: dict[str, str] = {}
-    records: dict[str, dict[str, Any]] = {}
+    records = report.records
     marked = False
     for stage in plan:
         upstream = _upstream(stage, ctx, planned)
@@ -142,8 +151,6 @@ def build_store(
         if name not in planned:
             writer.mark_incomplete()
             writer.remove_stage(name)
-    report.seconds = time.perf_counter() - started
-    writer.write_manifest(_manifest(ctx, records, report.seconds))
     return report
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from explorer.config import BuildConfig
 from explorer.ingest.dataset import Dataset
-from explorer.store.reader import read_stage_array, read_stage_record
+from explorer.store.files import read_stage_array, read_stage_record
 
 Progress = Callable[[float], None]
 

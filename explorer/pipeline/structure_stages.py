@@ -13,8 +13,10 @@ from explorer.compute.outliers import group_magnitude
 from explorer.compute.slice_embedding import embedding_slices
 from explorer.compute.slice_metadata import metadata_slices
 from explorer.compute.slice_search import sliceline
-from explorer.compute.slices import SliceSet, concat_slices, error_flags, node_slices
+from explorer.compute.slices import SliceSet, concat_slices, node_slices
+from explorer.pipeline.core_stages import has_errors
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
+from explorer.store.format import error_values
 
 TREE_ARRAYS = ("order", "parent", "depth", "start", "end", "size", "centroid", "leaf")
 # Magnitude (an effective number of distinct points) is exact on a sample of each node;
@@ -28,13 +30,11 @@ def _tree_from(ctx: BuildContext) -> Tree:
 
 
 def _errors(ctx: BuildContext) -> np.ndarray | None:
-    """Per-point error (1 wrong, 0 right, NaN unknown), or a loss, or None."""
-    points, roles = ctx.dataset.points, ctx.roles
-    if roles.get("loss"):
-        return np.asarray(pd.to_numeric(points[roles["loss"]], errors="coerce"), dtype=float)
-    if roles.get("label") and roles.get("prediction"):
-        return error_flags(points[roles["label"]], points[roles["prediction"]])
-    return None
+    """The errors stage's per-point error (1 wrong, 0 right, NaN unknown, or the loss)."""
+    if not has_errors(ctx):
+        return None
+    loss = ctx.array("errors", "loss") if ctx.roles.get("loss") else None
+    return error_values(ctx.array("errors", "error"), loss)
 
 
 def _node_magnitudes(ctx: BuildContext, tree: Tree) -> np.ndarray:
@@ -259,7 +259,7 @@ def structure_stages() -> list[Stage]:
         Stage(
             "hierarchy",
             _hierarchy,
-            requires=("vectors", "intrinsic", "outliers"),
+            requires=("vectors", "errors", "intrinsic", "outliers"),
             params=lambda ctx: {
                 **ctx.config.hierarchy.as_dict(),
                 "seed": ctx.config.seed,
@@ -272,7 +272,7 @@ def structure_stages() -> list[Stage]:
         Stage(
             "slices",
             _slices,
-            requires=("validate", "vectors", "hierarchy"),
+            requires=("validate", "errors", "vectors", "hierarchy"),
             params=lambda ctx: {**ctx.config.slices.as_dict(), "seed": ctx.config.seed},
             libraries=("numpy", "pandas", "numba"),
             title="metadata, cluster, failure and embedding slices",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from explorer.store.format import TMP_PREFIX, TRASH_PREFIX
+from explorer.store.format import SELECTIONS_DIR, TMP_PREFIX, TRASH_PREFIX
 
 
 def fsync_dir(path: Path) -> None:
@@ -106,10 +106,15 @@ def write_json_atomic(final: Path, obj: Any, *, sort_keys: bool = True) -> None:
 
 
 def remove_leftovers(store: Path) -> None:
-    """Remove temporary and trash folders a killed writer left in ``store``."""
+    """Remove temporary and trash folders a killed writer left in ``store``.
+
+    Call it only while holding the store's writer lock: then no live writer owns them.
+    """
     if not store.is_dir():
         return
-    for child in store.iterdir():
+    selections = store / SELECTIONS_DIR
+    children = [*store.iterdir(), *(selections.iterdir() if selections.is_dir() else [])]
+    for child in children:
         if child.name.startswith((TMP_PREFIX, TRASH_PREFIX)):
             if child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)

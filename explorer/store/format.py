@@ -7,7 +7,8 @@ A store is a directory::
       <stage>/stage.json         one folder per finished stage, renamed into place whole
       <stage>/<array>.npy        big arrays, opened with memory mapping
       <stage>/<table>.parquet    tables
-      selections/<name>.npy      selections saved from the app (sorted int64 row indices)
+      selections/<name>.npz      selections saved from the app: ``rows`` (sorted int64 row
+                                 indices) and ``data_id`` (the data they were made on)
 
 Both sides import this module; nothing else writes file names or dtypes down.
 ``docs/store-format.md`` is the human version of this file: change both together.
@@ -15,10 +16,16 @@ Both sides import this module; nothing else writes file names or dtypes down.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "explorer-projection-store"
@@ -28,52 +35,143 @@ STAGE_META = "stage.json"
 SELECTIONS_DIR = "selections"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".old-"
+LOCK_FILE = ".writer.lock"  # flock'ed by the one writer (a build or a selection save)
 
 
 @dataclass(frozen=True)
-class ArraySpec:
-    """What one stored array must look like. ``shape`` uses 'n' for the point count."""
+class FileSpec:
+    """One file a stage writes.
 
-    dtype: str
-    shape: tuple[str | int, ...]
+    name    : file name in the stage folder; ``*`` matches any stem (``trust/*.npy``,
+              ``thumbs/sheet-*.png``).
+    dtype   : an array's dtype (``None`` for tables and images).
+    shape   : an array's shape, or a table's ``(rows,)``. Each entry is an int, a symbol
+              (``n`` points and ``d`` input dimensions from the manifest; any other letter
+              is bound by its first use within the stage and must agree after), a symbol
+              plus an int (``"s+1"``), or ``"*"`` (anything).
+    columns : columns a table must have (it may have more).
+    required: whether the stage always writes it.
+    """
+
+    name: str
     doc: str
+    dtype: str | None = None
+    shape: tuple[str | int, ...] = ()
+    columns: tuple[str, ...] = ()
+    required: bool = True
+
+    @property
+    def kind(self) -> str:
+        """'array', 'table' or 'image', from the file name."""
+        if self.name.endswith(".npy"):
+            return "array"
+        return "table" if self.name.endswith(".parquet") else "image"
 
 
-# stage -> file stem -> spec. Layout and score files are declared by pattern below.
-ARRAYS: dict[str, dict[str, ArraySpec]] = {
-    "validate": {
-        "vectors": ArraySpec("float32", ("n", "d"), "the input vectors, row order = points"),
-        "duplicate_of": ArraySpec(
-            "int64", ("n",), "row of the first identical vector, or -1 when unique"
+def _array(name: str, dtype: str, shape: tuple[str | int, ...], doc: str, **kw: Any) -> FileSpec:
+    return FileSpec(f"{name}.npy", doc, dtype, shape, **kw)
+
+
+def _layout_files() -> tuple[FileSpec, ...]:
+    return (_array("coords", "float32", ("n", 2), "the 2-D layout, input row order"),)
+
+
+# stage -> its files, one entry per file. Add a file here, in docs/store-format.md, and
+# the writer and reader check it (tests/store/test_contract.py finds undocumented ones).
+STAGE_FILES: dict[str, tuple[FileSpec, ...]] = {
+    "validate": (
+        FileSpec(
+            "points.parquet",
+            "the id column first, then every metadata column, input row order",
+            shape=("n",),
         ),
-    },
-    "pca": {
-        "vectors": ArraySpec("float32", ("n", "p"), "vectors projected on the top components"),
-        "components": ArraySpec("float32", ("p", "d"), "principal axes"),
-        "mean": ArraySpec("float32", ("d",), "the input mean removed before projecting"),
-        "explained_variance": ArraySpec("float32", ("p",), "variance along each axis"),
-    },
-    "knn": {
-        "indices": ArraySpec("int32", ("n", "k"), "neighbours, nearest first; column 0 is self"),
-        "distances": ArraySpec("float32", ("n", "k"), "distances to them; column 0 is 0"),
-    },
-    "outliers": {
-        "outlier": ArraySpec(
-            "float32", ("n",), "score 'outlier': mean weight beside random samples (points, groups)"
+        _array("vectors", "float32", ("n", "d"), "the input vectors, finite, input row order"),
+        _array("duplicate_of", "int64", ("n",), "first earlier row with the same vector, or -1"),
+    ),
+    "errors": (
+        _array("error", "int8", ("n",), "per point: 1 wrong, 0 right, -1 unknown"),
+        _array("loss", "float32", ("n",), "the --loss column (NaN unknown)", required=False),
+    ),
+    "pca": (
+        _array("vectors", "float32", ("n", "p"), "vectors projected on the top p axes"),
+        _array("components", "float32", ("p", "d"), "the principal axes"),
+        _array("mean", "float32", ("d",), "the mean removed before projecting"),
+        _array("explained_variance", "float32", ("p",), "variance along each axis"),
+    ),
+    "knn": (
+        _array("indices", "int32", ("n", "k"), "neighbours, nearest first; column 0 is self"),
+        _array("distances", "float32", ("n", "k"), "their distances; column 0 is 0"),
+    ),
+    "umap": _layout_files(),
+    "largevis": _layout_files(),
+    "hmds": (
+        _array("coords", "float32", ("n", 2), "the layout in the Poincaré disk (|x| < 1)"),
+        _array("landmarks", "int64", ("l",), "rows embedded exactly by h-MDS"),
+    ),
+    "trust": (_array("*", "float32", ("n",), "score trust:<layout> of each layout"),),
+    "intrinsic": (
+        _array("lid", "float32", ("n",), "local intrinsic dimension, smoothed over kNN"),
+        _array("lid_raw", "float32", ("n",), "local intrinsic dimension, per point"),
+    ),
+    "outliers": (
+        _array("outlier", "float32", ("n",), "score 'outlier': mean weight beside random samples"),
+        _array("outlier_local", "float32", ("n",), "score 'outlier_local': kNN spread weight"),
+        _array("scales", "float64", ("r",), "the scale t of each of the r random samples"),
+    ),
+    "hierarchy": (
+        FileSpec(
+            "nodes.parquet",
+            "one row per node (DFS pre-order, node 0 the root): name, size, statistics",
+            shape=("m",),
+            columns=("node", "parent", "depth", "size", "name", "errors", "error_rate"),
         ),
-        "outlier_local": ArraySpec(
-            "float32", ("n",), "score 'outlier_local': kNN spread, the local weighting vector"
+        _array("order", "int64", ("n",), "rows in DFS order: node v is order[start[v]:end[v]]"),
+        _array("parent", "int32", ("m",), "parent node (-1 for the root)"),
+        _array("depth", "int32", ("m",), "depth of each node (root 0)"),
+        _array("start", "int64", ("m",), "first position of a node's rows in order"),
+        _array("end", "int64", ("m",), "one past its last position"),
+        _array("size", "int64", ("m",), "points in each node"),
+        _array("centroid", "float32", ("m", "v"), "mean vector of each node"),
+        _array("leaf", "int32", ("n",), "the leaf node of each point"),
+        _array("representatives", "int64", ("m", "r"), "typical rows of each node, -1 padded"),
+    ),
+    "slices": (
+        FileSpec(
+            "slices.parquet",
+            "one row per slice: name, kind, description, size, error statistics",
+            shape=("s",),
+            columns=("name", "kind", "size", "errors", "error_rate", "lift", "lower_bound"),
         ),
-        "scales": ArraySpec("float64", ("r",), "the scale t of each of the r random samples"),
-    },
-    "thumbs": {
-        "cell": ArraySpec("int32", ("n",), "sprite cell of each point (sheet*per_sheet+slot), -1"),
-    },
+        _array("members", "int64", ("*",), "every slice's sorted rows, slice after slice"),
+        _array("offsets", "int64", ("s+1",), "slice i is members[offsets[i]:offsets[i+1]]"),
+        _array("examples", "int64", ("s", "*"), "rows to show first per slice, -1 padded"),
+    ),
+    "thumbs": (
+        _array("cell", "int32", ("n",), "sprite cell of each point (sheet*per_sheet+slot), -1"),
+        FileSpec("sheet-*.png", "RGBA sprite sheets of per_side x per_side thumbnails"),
+    ),
 }
 
-TABLES: dict[str, tuple[str, ...]] = {
-    "validate": ("points",),
-}
+
+def error_values(codes: NDArray[np.int8], loss: NDArray[np.floating] | None) -> NDArray[np.float64]:
+    """THE per-point error, from the errors stage's arrays: (n,) float64, NaN unknown.
+
+    The loss when the build had ``--loss``, else 1.0 wrong / 0.0 right. Rates are means
+    over the known points only: the slices stage, the app and the export all read this.
+    """
+    if loss is not None:
+        return np.asarray(loss, dtype=np.float64)
+    c = np.asarray(codes)
+    return np.where(c < 0, np.nan, c.astype(np.float64))
+
+
+def file_spec(stage: str, fname: str) -> FileSpec | None:
+    """The declaration matching ``fname`` in ``stage``, or None when it is undeclared."""
+    for spec in STAGE_FILES.get(stage, ()):
+        if fnmatch.fnmatchcase(fname, spec.name):
+            return spec
+    return None
+
 
 LAYOUT_DTYPE = np.float32
 SCORE_DTYPE = np.float32
@@ -103,6 +201,29 @@ def check_selection_name(name: str) -> str:
     return stripped
 
 
+SELECTION_SUFFIX = ".npz"
+
+
 def selection_file(name: str) -> str:
     """Relative path of a saved selection's file."""
-    return f"{SELECTIONS_DIR}/{check_selection_name(name)}.npy"
+    return f"{SELECTIONS_DIR}/{check_selection_name(name)}{SELECTION_SUFFIX}"
+
+
+def data_id(manifest: Mapping[str, Any]) -> str:
+    """A fingerprint of the data a store was built from (input file hashes, point count).
+
+    Saved selections carry it: row numbers mean the same points only in a store built
+    from the same input, whatever the build options.
+    """
+    source = manifest.get("source") or {}
+    if not isinstance(source, Mapping):
+        source = {}
+    blob = json.dumps(
+        {
+            "sha256": source.get("sha256"),
+            "meta_sha256": source.get("meta_sha256"),
+            "n_points": manifest.get("n_points"),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]

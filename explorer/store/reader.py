@@ -1,14 +1,14 @@
 """Reading a store: read-only, arrays memory-mapped, refused when incomplete or damaged.
 
-Opening checks the manifest, the format version and every file's size against the
-manifest (cheap ``stat`` calls, so opening costs milliseconds whatever the store's size);
-``Store.verify()`` also checks every file's SHA-256.
+Opening checks the manifest (structure, format version), every file's size against it
+and every declared file's header against the store contract (``format.STAGE_FILES``):
+cheap ``stat`` calls and header reads, so opening costs milliseconds whatever the store's
+size. ``Store.verify()`` also checks every file's SHA-256.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,90 +20,21 @@ from explorer.errors import (
     StageMissingError,
     StoreCorruptError,
     StoreError,
-    StoreIncompleteError,
-    StoreVersionError,
 )
 from explorer.magnitude import SELECTION_EXACT_LIMIT, SelectionMagnitude, selection_magnitude
+from explorer.store.contract import check_stage
+from explorer.store.files import load_array, read_manifest
 from explorer.store.format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST,
+    SELECTION_SUFFIX,
     SELECTIONS_DIR,
     SPRITE_SHEET,
-    STAGE_META,
     check_selection_name,
+    data_id,
+    error_values,
     selection_file,
 )
+from explorer.store.selections import read_selection_file
 from explorer.store.writer import file_digest
-
-
-def load_array(path: Path, *, expected_bytes: int | None = None) -> np.ndarray:
-    """Memory-map one ``.npy`` file read-only, refusing a truncated or damaged one."""
-    if not path.exists():
-        msg = f"{path} is missing; rebuild the store"
-        raise StoreCorruptError(msg)
-    size = path.stat().st_size
-    if expected_bytes is not None and size != expected_bytes:
-        msg = (
-            f"{path} is {size} bytes but the manifest says {expected_bytes}: the file is "
-            "truncated or was changed; rebuild the store"
-        )
-        raise StoreCorruptError(msg)
-    try:
-        arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        msg = f"{path} is not a readable .npy array ({exc}); rebuild the store"
-        raise StoreCorruptError(msg) from exc
-    return arr
-
-
-def read_stage_record(store: Path, stage: str) -> dict[str, Any]:
-    """The ``stage.json`` of a finished stage folder (used while a build is running)."""
-    meta = store / stage / STAGE_META
-    if not meta.exists():
-        msg = f"store {store} has no {stage!r} stage; run explorer build first"
-        raise StageMissingError(msg)
-    record: dict[str, Any] = json.loads(meta.read_text())
-    return record
-
-
-def read_stage_array(store: Path, stage: str, stem: str) -> np.ndarray:
-    """One array of a finished stage, memory-mapped, checked against its stage.json."""
-    record = read_stage_record(store, stage)
-    info = record["files"].get(f"{stem}.npy")
-    if info is None:
-        msg = f"stage {stage!r} in {store} has no array {stem!r}"
-        raise StageMissingError(msg)
-    return load_array(store / stage / f"{stem}.npy", expected_bytes=info["bytes"])
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_dir():
-        msg = f"{path} is not a projection store (no such directory); run explorer build"
-        raise StoreError(msg)
-    mpath = path / MANIFEST
-    if not mpath.exists():
-        msg = (
-            f"{path} is incomplete: it has no {MANIFEST}, so its build did not finish; "
-            "rerun the same explorer build command to resume it"
-        )
-        raise StoreIncompleteError(msg)
-    try:
-        manifest: dict[str, Any] = json.loads(mpath.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{mpath} is not valid JSON ({exc}); rebuild the store"
-        raise StoreCorruptError(msg) from exc
-    if manifest.get("format") != FORMAT_NAME:
-        msg = f"{path} is not a projection store (its manifest has no format {FORMAT_NAME!r})"
-        raise StoreError(msg)
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        msg = (
-            f"{path} has store format version {version}, newer than this explorer reads "
-            f"({FORMAT_VERSION}); upgrade explorer"
-        )
-        raise StoreVersionError(msg)
-    return manifest
 
 
 class Store:
@@ -115,8 +46,9 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.manifest: dict[str, Any] = _read_manifest(self.path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
         self._check_sizes()
+        self._check_contract()
 
     def _check_sizes(self) -> None:
         for stage, record in self.manifest["stages"].items():
@@ -131,6 +63,14 @@ class Store:
                         f"{info['bytes']}: truncated or changed; rebuild the store"
                     )
                     raise StoreCorruptError(msg)
+
+    def _check_contract(self) -> None:
+        """Every declared file's header against ``format.STAGE_FILES`` (dtype, shape, rows)."""
+        dims = {"n": self.n_points}
+        if isinstance(self.manifest.get("dim"), int):
+            dims["d"] = int(self.manifest["dim"])
+        for stage, record in self.manifest["stages"].items():
+            check_stage(stage, self.path / stage, record["files"], dims, strict=False)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, n_points={self.n_points}, layouts={self.layouts})"
@@ -233,6 +173,26 @@ class Store:
         t = float(self.stage("outliers")["summary"]["scale"])
         return selection_magnitude(self.vectors(), rows, t, max_exact=max_exact, seed=seed)
 
+    # -- errors -------------------------------------------------------------------------
+    @property
+    def has_errors(self) -> bool:
+        """Whether the build knew the errors (a label and a prediction, or a loss)."""
+        return self.has_stage("errors")
+
+    def errors(self) -> tuple[NDArray[np.int8], NDArray[np.float32] | None]:
+        """Per point: the code (n,) int8 (1 wrong, 0 right, -1 unknown), and the loss
+        (n,) float32 when the build had ``--loss`` (else None)."""
+        files = self.stage("errors")["files"]
+        loss = self.array("errors", "loss") if "loss.npy" in files else None
+        return self.array("errors", "error"), loss
+
+    def error_values(self) -> NDArray[np.float64]:
+        """THE per-point error (n,) float64: the loss, or 1 wrong / 0 right; NaN unknown.
+
+        An error rate is the mean over the known points, as in the slice table.
+        """
+        return error_values(*self.errors())
+
     # -- hierarchy and slices -----------------------------------------------------------
     def hierarchy(self) -> pd.DataFrame:
         """The cluster tree's nodes (DFS pre-order; node 0 is the root), one row each."""
@@ -261,15 +221,10 @@ class Store:
         rate's confidence bound, corrected for the number of slices tried).
         """
         table = self._slice_table
-        saved = self.selections()
+        saved = self._saved_sizes()
         if saved:
             extra = pd.DataFrame(
-                {
-                    "slice": -1,
-                    "name": saved,
-                    "kind": "saved",
-                    "size": [len(self.selection(s)) for s in saved],
-                }
+                {"slice": -1, "name": list(saved), "kind": "saved", "size": list(saved.values())}
             )
             table = pd.concat([table, extra], ignore_index=True)
         if kind is not None:
@@ -278,6 +233,15 @@ class Store:
             ["lower_bound", "lift", "size"], ascending=False, na_position="last", kind="stable"
         )
         return ranked.reset_index(drop=True)
+
+    def _saved_sizes(self) -> dict[str, int]:
+        sizes = {}
+        for name in self.selections():
+            try:
+                sizes[name] = len(self.selection(name))
+            except StoreError:
+                continue  # replaced by a bad file or deleted since the listing
+        return sizes
 
     def slice_members(self, name: str) -> NDArray[np.int64]:
         """Sorted int64 row indices of a slice, or of a saved selection of that name."""
@@ -314,32 +278,64 @@ class Store:
         return self.path / "thumbs" / SPRITE_SHEET.format(sheet)
 
     # -- saved selections --------------------------------------------------------------
-    def selections(self) -> list[str]:
-        """Names of the selections saved into this store, sorted."""
+    @property
+    def data_id(self) -> str:
+        """Fingerprint of the data this store was built from (saved selections carry it)."""
+        return data_id(self.manifest)
+
+    def _selection_files(self) -> list[Path]:
         folder = self.path / SELECTIONS_DIR
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.npy") if not p.name.startswith("."))
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    def _scan_selections(self) -> tuple[list[str], list[str]]:
+        good, problems = [], []
+        for path in self._selection_files():
+            if path.suffix != SELECTION_SUFFIX:
+                problems.append(f"{path} is not a saved selection of this explorer; skipped")
+                continue
+            try:
+                check_selection_name(path.stem)
+                read_selection_file(path, self.data_id, self.n_points, rows=False)
+            except ValueError:
+                problems.append(f"{path} has an invalid selection name; skipped")
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            except StoreError as exc:
+                problems.append(str(exc))
+            else:
+                good.append(path.stem)
+        return good, problems
+
+    def selections(self) -> list[str]:
+        """Names of the readable selections saved into this store, sorted.
+
+        A bad file in ``selections/`` (unreadable, or saved on other data) is left out;
+        ``selection_problems()`` says which and why.
+        """
+        return self._scan_selections()[0]
+
+    def selection_problems(self) -> list[str]:
+        """One line per file in ``selections/`` that is skipped, saying why."""
+        return self._scan_selections()[1]
 
     def selection(self, name: str) -> NDArray[np.int64]:
-        """A saved selection's sorted int64 row indices."""
+        """A saved selection's sorted int64 row indices (refused if made on other data)."""
         try:
             rel = selection_file(check_selection_name(name))
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
         path = self.path / rel
-        if not path.exists():
+        try:
+            return read_selection_file(path, self.data_id, self.n_points)
+        except FileNotFoundError:
             have = ", ".join(self.selections()) or "none"
             msg = (
                 f"store {self.path} has no slice or saved selection {name!r} "
                 f"(saved: {have}; `explorer slices` lists the slices)"
             )
-            raise StageMissingError(msg)
-        arr = np.asarray(load_array(path), dtype=np.int64)
-        if arr.ndim != 1 or (arr.size and (arr.min() < 0 or arr.max() >= self.n_points)):
-            msg = f"{path} does not hold row indices of this store; delete it"
-            raise StoreCorruptError(msg)
-        return arr
+            raise StageMissingError(msg) from None
 
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> None:
@@ -347,6 +343,11 @@ class Store:
         for stage, record in self.manifest["stages"].items():
             for fname, info in record.get("files", {}).items():
                 f = self.path / stage / fname
-                if file_digest(f) != info["sha256"]:
+                try:
+                    digest = file_digest(f)
+                except OSError as exc:
+                    msg = f"{f} cannot be read ({exc.strerror}); check it, or rebuild the store"
+                    raise StoreCorruptError(msg) from exc
+                if digest != info.get("sha256"):
                     msg = f"{f} does not match its checksum in the manifest; rebuild the store"
                     raise StoreCorruptError(msg)

@@ -23,7 +23,9 @@ from explorer.store.atomic import (
     remove_leftovers,
     write_json_atomic,
 )
-from explorer.store.format import MANIFEST, SELECTIONS_DIR, STAGE_META, TMP_PREFIX
+from explorer.store.contract import check_stage
+from explorer.store.format import LOCK_FILE, MANIFEST, SELECTIONS_DIR, STAGE_META, TMP_PREFIX
+from explorer.store.lock import StoreLock
 
 _HASH_CHUNK = 1 << 22
 
@@ -54,15 +56,26 @@ def _is_store_like(path: Path) -> bool:
 
 
 class StoreWriter:
-    """Writes stages into a store directory; see the module docstring."""
+    """Writes stages into a store directory; see the module docstring.
 
-    def __init__(self, path: str | Path) -> None:
+    Holds the store's writer lock from creation until ``close()`` (or the end of a
+    ``with`` block, or the process): a second writer is refused with ``StoreLockedError``
+    naming this one, and only then are a dead writer's temporary folders removed.
+    """
+
+    def __init__(self, path: str | Path, dims: Mapping[str, int] | None = None) -> None:
+        """dims : ``{"n": n_points, "d": dim}`` that every stage's shapes are checked with."""
         self.path = Path(path)
+        self.dims = dict(dims or {})
         if self.path.exists():
             if not self.path.is_dir():
                 msg = f"{self.path} exists and is not a directory; choose another --out"
                 raise StoreError(msg)
-            visible = [c for c in self.path.iterdir() if not c.name.startswith(TMP_PREFIX)]
+            visible = [
+                c
+                for c in self.path.iterdir()
+                if not c.name.startswith(TMP_PREFIX) and c.name != LOCK_FILE
+            ]
             if visible and not _is_store_like(self.path):
                 msg = (
                     f"{self.path} exists, is not empty and is not a projection store; "
@@ -70,7 +83,20 @@ class StoreWriter:
                 )
                 raise StoreError(msg)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = StoreLock(self.path, "building into it").acquire()
+        # Under the lock no other writer is alive, so what temporary folders remain are
+        # a killed writer's leftovers.
         remove_leftovers(self.path)
+
+    def close(self) -> None:
+        """Release the writer lock."""
+        self._lock.release()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def finished(self, name: str, key: str) -> dict[str, Any] | None:
         """The stage record if ``name`` is finished with this key and its files are whole."""
@@ -122,6 +148,7 @@ class StoreWriter:
                 extra(tmp)
                 for f in sorted(tmp.iterdir()):
                     listing.setdefault(f.name, {})
+            check_stage(name, tmp, sorted(listing), self.dims, strict=True)
             for fname, info in listing.items():
                 info["bytes"] = (tmp / fname).stat().st_size
                 info["sha256"] = file_digest(tmp / fname)

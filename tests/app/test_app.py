@@ -194,6 +194,22 @@ def test_save_and_load(tiny_store: Path, tmp_path: Path) -> None:
     assert a.state.selection.tolist() == [1, 2, 3]
 
 
+def test_saving_over_a_name_asks_first(tiny_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "copy.store"
+    shutil.copytree(tiny_store, store)
+    res = StoreResources(Store(store))
+    a, b = build_app(res), build_app(res)
+    a.state.select([1, 2, 3])
+    assert a.export.save("mine") == "mine"
+    b.state.select([7])
+    b.export.name_input.value = "mine"
+    b.export.save_button.clicks += 1  # first press: refused, with a question
+    assert "press Save again" in b.export.last_message
+    assert res.store.selection("mine").tolist() == [1, 2, 3]
+    b.export.save_button.clicks += 1  # second press with the same name: replaces
+    assert res.store.selection("mine").tolist() == [7]
+
+
 def test_frames_reuse_masks(resources: StoreResources) -> None:
     mask = resources.mask({"label": ["a"]})
     assert mask is resources.mask({"label": ["a"]})  # identity: the render caches by it
@@ -228,3 +244,55 @@ def test_default_origins() -> None:
 
     assert default_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
     assert len(default_origins("0.0.0.0", 80)) >= 3
+
+
+def test_filter_dropdown_shows_hostile_labels_as_text(hostile_store: Path) -> None:
+    from explorer.app.panes.filters import FiltersPane
+    from explorer.app.state import ExplorerState
+    from tests.helpers import HOSTILE_LABELS
+
+    res = StoreResources(Store(hostile_store))
+    state = ExplorerState(
+        n_points=res.n_points, layouts=res.store.layouts, color_options=res.color_options,
+        mask_for=res.mask,
+    )  # fmt: skip
+    pane = FiltersPane(res, state=state)
+    state.filters = {"label": [HOSTILE_LABELS[0]]}
+    widget = pane.widgets["label"]
+    model = widget.get_root(Document(), comm=Comm())
+    # Choices.js renders labels as HTML: the browser must get them escaped...
+    shown = [o if isinstance(o, str) else o[1] for o in model.options]
+    assert not any("<" in label or '"' in label for label in shown)
+    assert all("&lt;" in label for label in shown if label != "ok")
+    assert not any("<" in v for v in model.value)
+    # ...while the state still holds (and filters by) the real labels.
+    assert widget.value == [HOSTILE_LABELS[0]]
+    assert state.n_selectable == int((res.column("label") == HOSTILE_LABELS[0]).sum())
+
+
+def test_error_rate_agrees_with_the_slice_table(hostile_store: Path) -> None:
+    res = StoreResources(Store(hostile_store))
+    app = build_app(res)
+    codes, loss = res.store.errors()
+    assert loss is None
+    assert set(np.unique(codes)) == {-1, 0, 1}  # missing predictions are unknown
+    slices = res.store.slices()
+    scored = slices[slices["n_scored"] < slices["size"]].head(5)
+    assert len(scored) > 0  # slices holding unknown points
+    for _, row in scored.iterrows():
+        app.state.select(res.store.slice_members(str(row["name"])))
+        rate, overall = app.selection_pane.error_rates() or (np.nan, np.nan)
+        assert rate == pytest.approx(row["error_rate"])
+        assert overall == pytest.approx(row["error_rate"] / row["lift"])
+
+
+def test_app_csv_export_neutralises_formulas(hostile_store: Path) -> None:
+    from tests.helpers import HOSTILE_COLUMN
+
+    app = build_app(StoreResources(Store(hostile_store)))
+    app.state.select(np.arange(app.state.n_points))
+    app.export.format.value = "csv"
+    table = pd.read_csv(io.BytesIO(app.export.export_bytes()), dtype=str)
+    values = set(table[HOSTILE_COLUMN])
+    assert "'=1+1" in values
+    assert "=1+1" not in values

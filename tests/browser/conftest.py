@@ -6,6 +6,7 @@ Never ``playwright install`` (it downloads a browser): ``make test`` installs th
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -64,10 +65,10 @@ def free_port() -> int:
     return port
 
 
-def _serving(store: Path) -> Iterator[Served]:
+def serve_store(store: Path, host: str = "localhost") -> tuple[Served, Any]:
     """``build_app(store)`` served in a thread, recording every session's app."""
     port = free_port()
-    result = Served(f"http://localhost:{port}/")
+    result = Served(f"http://{host}:{port}/")
     server = serve(store, port=port, show=False, threaded=True, on_app=result.apps.append)
     deadline = time.monotonic() + 30
     while True:
@@ -78,14 +79,35 @@ def _serving(store: Path) -> Iterator[Served]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+    return result, server
+
+
+@pytest.fixture(scope="session")
+def served(tiny_store: Path) -> Iterator[Served]:
+    """The tiny store's app, served in a thread."""
+    result, server = serve_store(tiny_store)
     yield result
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def served(tiny_store: Path) -> Iterator[Served]:
-    """The app over the tiny store."""
-    yield from _serving(tiny_store)
+def served_hostile(hostile_store: Path) -> Iterator[Served]:
+    """The hostile-label store's app, served on 127.0.0.1 in a thread.
+
+    With ``BOKEH_RESOURCES=cdn`` set, as on a machine configured for notebooks: the
+    server must still hand out every resource itself.
+    """
+    before = os.environ.get("BOKEH_RESOURCES")
+    os.environ["BOKEH_RESOURCES"] = "cdn"
+    try:
+        result, server = serve_store(hostile_store, host="127.0.0.1")
+        yield result
+        server.stop()
+    finally:
+        if before is None:
+            os.environ.pop("BOKEH_RESOURCES", None)
+        else:
+            os.environ["BOKEH_RESOURCES"] = before
 
 
 def wait_until(check: Callable[[], Any], page: Page, timeout: float = 15.0) -> Any:
@@ -161,7 +183,9 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def served_digits(digits_store: Path) -> Iterator[Served]:
     """The app over the digits sample."""
-    yield from _serving(digits_store)
+    result, server = serve_store(digits_store)
+    yield result
+    server.stop()
 
 
 def click_data(page: Page, figure_id: str, x: float, y: float) -> None:

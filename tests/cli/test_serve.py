@@ -45,15 +45,53 @@ def test_open_address_without_auth_warns(
     assert "without --basic-auth or --password" in capsys.readouterr().err
 
 
-def test_password_is_passed_and_silences_the_warning(
-    tiny_store: Path, served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+def test_password_file_is_passed_and_silences_the_warning(
+    tiny_store: Path,
+    tmp_path: Path,
+    served: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["serve", str(tiny_store), "--address", "0.0.0.0", "--password", "s3cret"]
+    secret = tmp_path / "pw.txt"
+    secret.write_text("s3cret\n")
+    args = ["serve", str(tiny_store), "--address", "0.0.0.0", "--password-file", str(secret)]
     assert main([*args, "--num-procs", "2", "--no-show"]) == 0
     assert served[0]["basic_auth"] == "s3cret"
     assert served[0]["num_procs"] == 2
     assert served[0]["cookie_secret"]
     assert "warning" not in capsys.readouterr().err
+
+
+def test_password_from_the_environment_or_the_command_line(
+    tiny_store: Path,
+    served: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPLORER_PASSWORD", "from-env")
+    assert main(["serve", str(tiny_store), "--no-show"]) == 0
+    assert served[-1]["basic_auth"] == "from-env"
+    assert "warning" not in capsys.readouterr().err
+    assert main(["serve", str(tiny_store), "--no-show", "--password", "on-the-line"]) == 0
+    assert served[-1]["basic_auth"] == "on-the-line"
+    assert "--password is visible to every local user" in capsys.readouterr().err
+
+
+def test_basic_auth_file_is_checked_at_start(
+    tiny_store: Path,
+    tmp_path: Path,
+    served: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    users = tmp_path / "users.json"
+    users.write_text('{"ana": "pw", ')
+    assert main(["serve", str(tiny_store), "--basic-auth", str(users), "--no-show"]) == 2
+    err = capsys.readouterr().err
+    assert "is not valid JSON" in err
+    assert err.count("\n") == 1
+    assert served == []
+    users.write_text('{"ana": "pw"}')
+    assert main(["serve", str(tiny_store), "--basic-auth", str(users), "--no-show"]) == 0
+    assert served[0]["basic_auth"] == {"ana": "pw"}
 
 
 def test_bad_options_are_one_line_errors(

@@ -63,6 +63,7 @@ def test_manifest_records_each_stage(tiny_store: Path) -> None:
     assert manifest["n_points"] == 600
     assert list(manifest["stages"]) == [
         "validate",
+        "errors",
         "knn",
         "umap",
         "trust",
@@ -195,7 +196,7 @@ def test_interrupt_leaves_no_partial_stage_and_rerun_resumes(
         "slices": 1,
         "thumbs": 1,
     }
-    assert [s.status for s in report.stages] == ["reused"] * 3 + ["ran"] * 6
+    assert [s.status for s in report.stages] == ["reused"] * 4 + ["ran"] * 6
     fresh, reference = explorer.open_store(str(out)), explorer.open_store(str(tiny_store))
     np.testing.assert_array_equal(fresh.layout("umap"), reference.layout("umap"))
     np.testing.assert_array_equal(fresh.score("trust:umap"), reference.score("trust:umap"))
@@ -241,7 +242,7 @@ def test_concurrent_saves_lose_nothing(tiny_store: Path, tmp_path: Path) -> None
 
     def save(name: str) -> None:
         for _ in range(5):
-            save_selection(path, name, wanted[name], 600)
+            save_selection(path, name, wanted[name], 600, overwrite=True)
 
     threads = [threading.Thread(target=save, args=(n,)) for n in wanted]
     for t in threads:

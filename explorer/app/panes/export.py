@@ -24,7 +24,7 @@ from explorer.app.pane import PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, SelectionExistsError
 from explorer.store.export import FORMATS, table_bytes
 from explorer.store.format import check_selection_name
 from explorer.store.selections import save_selection
@@ -68,6 +68,7 @@ class ExportPane(Viewer):
         )  # fmt: skip
         self.save_button = pn.widgets.Button(label="Save", disabled=True, width=80)  # type: ignore[no-untyped-call]
         self.save_button.on_click(self._on_save)
+        self._confirm_replace: str | None = None  # a name the user was asked to replace
         self.saved = pn.widgets.Select(label="Saved selections", sizing_mode="stretch_width")  # type: ignore[no-untyped-call]
         self.load_button = pn.widgets.Button(label="Load", width=80)  # type: ignore[no-untyped-call]
         self.load_button.on_click(self._on_load)
@@ -119,16 +120,25 @@ class ExportPane(Viewer):
         self.refresh_saved(select=self.saved.value)
 
     # -- save and load ---------------------------------------------------------------
-    def save(self, name: str) -> str | None:
-        """Save the selection under ``name`` in the store; return the clean name or None."""
+    def save(self, name: str, *, overwrite: bool = False) -> str | None:
+        """Save the selection under ``name`` in the store; return the clean name or None.
+
+        An existing name is replaced only with ``overwrite`` (the Save button asks first:
+        pressing it again with the same name replaces).
+        """
         if not self.state.n_selected:
             self._report("warning", "Nothing is selected: select points before saving.")
             return None
         try:
             clean = check_selection_name(name)
             saved = save_selection(
-                self._res.store.path, clean, self.state.selection, self._res.n_points
-            )
+                self._res.store.path, clean, self.state.selection, self._res.n_points,
+                overwrite=overwrite, made_on=self._res.store.data_id,
+            )  # fmt: skip
+        except SelectionExistsError:
+            self._confirm_replace = clean
+            self._report("warning", f"{clean!r} exists already: press Save again to replace it")
+            return None
         except ValueError as exc:
             self._report("error", str(exc))
             return None
@@ -153,7 +163,10 @@ class ExportPane(Viewer):
         return True
 
     def _on_save(self, _: object) -> None:
-        self.save(self.name_input.value or "")
+        name = self.name_input.value or ""
+        again = self._confirm_replace is not None and name.strip() == self._confirm_replace
+        self._confirm_replace = None
+        self.save(name, overwrite=again)
 
     def _on_load(self, _: object) -> None:
         self.load(self.saved.value)

@@ -7,6 +7,7 @@ stays readable and only the columns used cost anything. Widgets write ``state.fi
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,16 @@ from explorer.app.state import ExplorerState
 
 ADD_PROMPT = "Add a filter…"
 MAX_OPTIONS = 2000  # categories offered in a filter (the most frequent ones)
+
+
+def shown_as_text(labels: list[str]) -> dict[str, str]:
+    """MultiChoice options ``{escaped label: label}``.
+
+    Bokeh's MultiChoice (Choices.js, ``allowHTML``) renders option labels as HTML, so a
+    category ``<img onerror=…>`` would run. Escaped labels are shown as their text, and
+    the widget's value still holds the real labels (``html.escape`` is one-to-one).
+    """
+    return {html.escape(label): label for label in labels}
 
 
 class FiltersPane(Viewer):
@@ -59,7 +70,7 @@ class FiltersPane(Viewer):
             counts = np.bincount(codes, minlength=len(labels))
             top = np.argsort(-counts, kind="stable")[:MAX_OPTIONS]
             widget: pn.widgets.Widget = pn.widgets.MultiChoice(  # type: ignore[no-untyped-call]
-                label=column, options=[labels[i] for i in top], value=[],
+                label=column, options=shown_as_text([labels[i] for i in top]), value=[],
                 placeholder="all values", sizing_mode="stretch_width",
             )  # fmt: skip
             widget.param.watch(self._on_widget, "value")

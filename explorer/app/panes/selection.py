@@ -31,6 +31,12 @@ TOP_VALUES = 5
 EMPTY_HINT = "Nothing selected yet: drag a box or a lasso on the map (tools at its right)."
 
 
+def _known_mean(errors: np.ndarray) -> float:
+    """Mean error over the points whose error is known (NaN when none is)."""
+    known = errors[~np.isnan(errors)]
+    return float(known.mean()) if known.size else float("nan")
+
+
 class SelectionPane(Viewer):
     """Summary of ``state.selection``; every label is escaped."""
 
@@ -58,9 +64,7 @@ class SelectionPane(Viewer):
         wrong = self._res.wrong_predictions()
         if wrong is None:
             return None
-        sel = self.state.selection
-        overall = float(wrong.mean()) if wrong.size else 0.0
-        return (float(wrong[sel].mean()) if sel.size else float("nan"), overall)
+        return (_known_mean(wrong[self.state.selection]), _known_mean(wrong))
 
     def top_values(self, column: str) -> list[tuple[str, int, float, float]]:
         """(label, count in selection, share in selection, share overall), most common first."""
