@@ -228,15 +228,14 @@ def _categorical_names(
     return names
 
 
-def _text_names(tree: Tree, texts: pd.Series, n_terms: int) -> list[str]:
+def _text_names(tree: Tree, texts: pd.Series, n_terms: int) -> list[str] | None:
     from sklearn.feature_extraction.text import CountVectorizer
 
     vectorizer = CountVectorizer(stop_words="english", max_features=50_000)
     try:
         counts = vectorizer.fit_transform(texts.fillna("").astype(str).to_numpy())
-    except ValueError as exc:  # sklearn's "empty vocabulary"
-        msg = f"text column {texts.name!r} has no words to name nodes by; pass categorical columns"
-        raise InputError(msg) from exc
+    except ValueError:  # sklearn's "empty vocabulary": no words, name by the categories
+        return None
     vocab = vectorizer.get_feature_names_out()
     n_vocab = len(vocab)
     # Node-by-term counts: an (m, n) membership matrix (nnz = n · (depth + 1)) times (n, V).
@@ -293,7 +292,10 @@ def node_names(
         if text_column not in table.columns:
             msg = f"text column {text_column!r} is not in the table: {list(table.columns)}"
             raise InputError(msg)
-        return _text_names(tree, table[text_column], max_terms + 1)
+        named = _text_names(tree, table[text_column], max_terms + 1)
+        if named is not None:
+            return named
+        table = table.drop(columns=[text_column])
     columns = (
         _default_categoricals(table, None) if categorical_columns is None else categorical_columns
     )

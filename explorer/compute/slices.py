@@ -279,9 +279,10 @@ def make_slices(
     if examples is None:
         shown = _failing_first(parts, errors)
     else:
-        given = np.asarray(examples, dtype=np.int64).reshape(len(parts), -1)[:, :N_EXAMPLES]
         shown = np.full((len(parts), N_EXAMPLES), -1, dtype=np.int64)
-        shown[:, : given.shape[1]] = given
+        if parts:  # reshape(0, -1) is ambiguous: no slices, nothing to copy
+            given = np.asarray(examples, dtype=np.int64).reshape(len(parts), -1)[:, :N_EXAMPLES]
+            shown[:, : given.shape[1]] = given
     return SliceSet(table=table, members_flat=flat, offsets=offsets, examples=shown)
 
 

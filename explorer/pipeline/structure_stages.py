@@ -21,6 +21,7 @@ TREE_ARRAYS = ("order", "parent", "depth", "start", "end", "size", "centroid", "
 # nodes this deep or shallower get it (the treemap's first screens).
 MAGNITUDE_DEPTH = 2
 MAGNITUDE_SAMPLE = 500
+EMBEDDING_SLICES = 16
 
 
 def _tree_from(ctx: BuildContext) -> Tree:
@@ -217,7 +218,15 @@ def _slices(ctx: BuildContext) -> StageResult:
         )
         ctx.progress(0.7)
         parts.append(
-            embedding_slices(ctx.vectors(), errors, min_size=cfg.min_size, seed=ctx.seed, **common)
+            embedding_slices(
+                ctx.vectors(),
+                errors,
+                # a mixture needs two points per component: small inputs get fewer
+                n_slices=max(1, min(EMBEDDING_SLICES, ctx.dataset.n_points // 2)),
+                min_size=cfg.min_size,
+                seed=ctx.seed,
+                **common,
+            )
         )
     found = concat_slices(parts)
     # Sliceline's one-predicate slices repeat the metadata slices of the same name.
