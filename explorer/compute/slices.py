@@ -331,6 +331,11 @@ def rank_failures(
     return slices.take(rows[by])
 
 
+def sliced_nodes(tree: Tree, min_size: int) -> NDArray[np.int64]:
+    """Ids of the nodes :func:`node_slices` makes slices of: not the root, ``min_size`` points."""
+    return np.flatnonzero((tree.size >= min_size) & (np.arange(tree.n_nodes) > 0)).astype(np.int64)
+
+
 def node_slices(
     tree: Tree,
     names: Sequence[str] | None = None,
@@ -345,7 +350,7 @@ def node_slices(
 
     The description is ``"node <id>, depth <d>"``; ``representatives`` (m, r) become examples.
     """
-    nodes = np.flatnonzero((tree.size >= min_size) & (np.arange(tree.n_nodes) > 0))
+    nodes = sliced_nodes(tree, min_size)
     labels = [names[int(v)] if names is not None else f"node {v}" for v in nodes]
     parts = [np.sort(tree.order[tree.start[v] : tree.end[v]]) for v in nodes]
     shown = None if representatives is None else np.asarray(representatives)[nodes]

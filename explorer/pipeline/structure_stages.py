@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from explorer.compute.hierarchy import Tree, node_representatives, recursive_kmeans
 from explorer.compute.hierarchy_stats import node_label_stats, node_means, node_names
 from explorer.compute.outliers import group_magnitude
-from explorer.compute.slice_embedding import embedding_slices
-from explorer.compute.slice_metadata import metadata_slices
-from explorer.compute.slice_search import sliceline
-from explorer.compute.slices import SliceSet, concat_slices, error_flags, node_slices
+from explorer.compute.slice_finder import find_slices
+from explorer.compute.slices import error_flags
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
 
 TREE_ARRAYS = ("order", "parent", "depth", "start", "end", "size", "centroid", "leaf")
@@ -21,7 +17,6 @@ TREE_ARRAYS = ("order", "parent", "depth", "start", "end", "size", "centroid", "
 # nodes this deep or shallower get it (the treemap's first screens).
 MAGNITUDE_DEPTH = 2
 MAGNITUDE_SAMPLE = 500
-EMBEDDING_SLICES = 16
 
 
 def _tree_from(ctx: BuildContext) -> Tree:
@@ -181,63 +176,23 @@ def _sliceable(ctx: BuildContext, errors: np.ndarray | None) -> tuple[pd.DataFra
 
 
 def _slices(ctx: BuildContext) -> StageResult:
-    cfg = ctx.config.slices
     errors = _errors(ctx)
     table, leaks = _sliceable(ctx, errors)
-    common: dict[str, Any] = {"alpha": cfg.alpha, "confidence": cfg.confidence}
-    parts: list[SliceSet] = [
-        metadata_slices(
-            table, errors=errors, quantile_bins=cfg.quantile_bins, min_size=cfg.min_size, **common
-        )
-    ]
-    ctx.progress(0.2)
-    tree = _tree_from(ctx)
-    names = ctx.table("hierarchy", "nodes")["name"].tolist()
-    labelled = [f"{name} · node {v}" for v, name in enumerate(names)]
-    parts.append(
-        node_slices(
-            tree,
-            labelled,
-            errors=errors,
-            representatives=ctx.array("hierarchy", "representatives"),
-            min_size=cfg.min_size,
-            **common,
-        )
+    text = ctx.roles.get("text")
+    texts = None if text is None else ctx.dataset.points[text].fillna("").astype(str).tolist()
+    nodes = ctx.table("hierarchy", "nodes")
+    ctx.progress(0.1)
+    found = find_slices(
+        table,
+        ctx.vectors(),
+        _tree_from(ctx),
+        errors,
+        ctx.config.slices,
+        texts=texts,
+        node_terms=None if text is None else [str(v) for v in nodes["name"]],
+        representatives=ctx.array("hierarchy", "representatives"),
+        seed=ctx.seed,
     )
-    ctx.progress(0.4)
-    if errors is not None:
-        parts.append(
-            sliceline(
-                table,
-                errors,
-                min_support=cfg.min_size,
-                max_predicates=cfg.max_predicates,
-                quantile_bins=cfg.quantile_bins,
-                **common,
-            )
-        )
-        ctx.progress(0.7)
-        parts.append(
-            embedding_slices(
-                ctx.vectors(),
-                errors,
-                # a mixture needs two points per component: small inputs get fewer
-                n_slices=max(1, min(EMBEDDING_SLICES, ctx.dataset.n_points // 2)),
-                min_size=cfg.min_size,
-                seed=ctx.seed,
-                **common,
-            )
-        )
-    found = concat_slices(parts)
-    # Sliceline's one-predicate slices repeat the metadata slices of the same name.
-    kinds, slice_names = found.table["kind"].to_numpy(), found.table["name"].to_numpy()
-    metadata_names = set(slice_names[kinds == "metadata"])
-    keep = [
-        i
-        for i in range(len(found))
-        if not (kinds[i] == "failure" and slice_names[i] in metadata_names)
-    ]
-    found = found.take(np.asarray(keep, dtype=np.int64))
     out = found.table.copy()
     out["name"] = _unique_names([str(n) for n in out["name"]])
     return StageResult(
