@@ -134,4 +134,4 @@ def find_slices(
         )
         terms = None if texts is None else _text_terms(emb, texts, n)
         parts.append(_rename(emb, table, terms, cfg.quantile_bins))
-    return explain_ranking(concat_slices(parts), n)
+    return explain_ranking(concat_slices(parts), n, confidence=cfg.confidence)

@@ -9,9 +9,11 @@ the whole data (so a value common everywhere names nothing). Failing that the na
 Ranking: by the corrected lower bound of the error rate, then lift, then size, as
 :func:`~explorer.compute.slices.rank_failures`; but a slice whose members lie mostly
 (``contained``) inside a broader slice, and whose lower bound does not exceed the broader
-slice's error rate (it is not credibly worse), is *explained* by it: it is listed as
-related (``parent_slice``) and never ranks above it. So a degraded metadata group comes
-before the clusters and conjunctions that are its subsets.
+slice's upper bound (their corrected intervals overlap: it is not credibly worse), is
+*explained* by it: it is listed as related (``parent_slice``) and never ranks above it.
+So a degraded metadata group comes before the clusters, embedding regions and
+conjunctions that are its subsets, even where those were picked for their errors (the
+error-aware mixture's regions are, and their small sizes let chance lift their rates).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from explorer.compute.slice_metadata import Predicates
-from explorer.compute.slices import SliceSet
+from explorer.compute.slices import SliceSet, corrected_z, wilson_lower
 
-# A slice is "inside" a broader one when this share of its members is.
-CONTAINED = 0.8
+# A slice is "inside" a broader one when most, this share, of its members are.
+CONTAINED = 0.7
 # Slices checked for a broader one that explains them (the best by their own key): the
 # overlap product costs members × slices-per-point, so it is bounded at scale.
 MAX_CHECKED = 2000
@@ -95,15 +97,42 @@ def _own_key(t: pd.DataFrame) -> NDArray[np.float64]:
     return key
 
 
-def _above(b: int, s: int, mutual: bool, size: NDArray[np.int64], prio: NDArray[np.int64]) -> bool:
-    """Whether ``b`` may explain ``s``: broader, or (the same set) of an earlier kind."""
-    if mutual:
-        return (prio[b], size[b], -b) > (prio[s], size[s], -s)
-    return bool(size[b] > size[s])
+def _may_explain(
+    s: NDArray[np.int64],
+    b: NDArray[np.int64],
+    common: NDArray[np.float64],
+    contained: float,
+    size: NDArray[np.int64],
+    prio: NDArray[np.int64],
+) -> NDArray[np.bool_]:
+    """Pairs where ``b`` holds most of ``s`` and is broader, or (the same set, both ways
+    mostly) of an earlier kind, then larger, then earlier in the table."""
+    inside = (b != s) & (size[s] > 0) & (common >= contained * size[s])
+    mutual = common >= contained * size[b]
+    earlier = (prio[b] > prio[s]) | (
+        (prio[b] == prio[s]) & ((size[b] > size[s]) | ((size[b] == size[s]) & (b < s)))
+    )
+    ok: NDArray[np.bool_] = inside & np.where(mutual, earlier, size[b] > size[s])
+    return ok
+
+
+def _upper_bounds(t: pd.DataFrame, confidence: float) -> NDArray[np.float64]:
+    """Wilson upper bound on each slice's error rate, at its own corrected level."""
+    rate = t["error_rate"].to_numpy(dtype=np.float64)
+    n = t["n_scored"].to_numpy(dtype=np.float64)
+    tried = t["n_tried"].fillna(1).to_numpy(dtype=np.int64)
+    scale = np.where(rate > 1.0, rate, 1.0)  # losses above 1: bound the rate scaled to [0, 1]
+    upper = np.full(rate.shape[0], np.nan)
+    for k in np.unique(tried):
+        at = tried == k
+        z = corrected_z(confidence, int(k))
+        upper[at] = 1.0 - wilson_lower(1.0 - rate[at] / scale[at], n[at], z)
+    out: NDArray[np.float64] = upper * scale
+    return out
 
 
 def _parents(
-    slices: SliceSet, n_points: int, contained: float
+    slices: SliceSet, n_points: int, contained: float, confidence: float
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """(k,) int64 parent row (-1 none) and (k,) float share of each slice inside it."""
     t = slices.table
@@ -120,23 +149,20 @@ def _parents(
     prio = np.array([_KIND_PRIORITY.get(str(x), 0) for x in t["kind"]], dtype=np.int64)
     rate = t["error_rate"].to_numpy(dtype=np.float64)
     no_errors = bool(np.isnan(rate).all())
-    for row, s in enumerate(checked):
-        lo, hi = inter.indptr[row], inter.indptr[row + 1]
-        cols, common = inter.indices[lo:hi], inter.data[lo:hi]
-        best, best_key = -1, -np.inf
-        for b, c in zip(cols, common, strict=True):
-            if b == s or size[s] == 0 or c < contained * size[s]:
-                continue
-            mutual = c >= contained * size[b]
-            if not _above(int(b), int(s), bool(mutual), size, prio):
-                continue
-            # not credibly worse than the broader slice: it explains this one
-            if not (no_errors or key[s] <= np.nan_to_num(rate[b], nan=-1.0)):
-                continue
-            if (key[b], size[b]) > (best_key, size[best] if best >= 0 else -1):
-                best, best_key = int(b), float(key[b])
-        if best >= 0:
-            parent[s], overlap[s] = best, float(inter[row, best] / size[s])
+    upper = np.nan_to_num(_upper_bounds(t, confidence), nan=-1.0)
+    coo = inter.tocoo()
+    child, b, common = checked[coo.row], coo.col.astype(np.int64), coo.data.astype(np.float64)
+    ok = _may_explain(child, b, common, contained, size, prio)
+    if not no_errors:  # not credibly worse than the broader slice (the intervals overlap)
+        ok &= key[child] <= upper[b]
+    child, b, common = child[ok], b[ok], common[ok]
+    # per child the best explanation: highest lower bound, then largest
+    by = np.lexsort((size[b], key[b], child))
+    last = np.ones(by.shape[0], dtype=bool)
+    last[:-1] = child[by][1:] != child[by][:-1]
+    pick = by[last]
+    parent[child[pick]] = b[pick]
+    overlap[child[pick]] = common[pick] / size[child[pick]]
     return _break_cycles(parent), overlap
 
 
@@ -170,14 +196,16 @@ def _depth_and_effective(
     return depth, eff
 
 
-def explain_ranking(slices: SliceSet, n_points: int, *, contained: float = CONTAINED) -> SliceSet:
+def explain_ranking(
+    slices: SliceSet, n_points: int, *, contained: float = CONTAINED, confidence: float = 0.95
+) -> SliceSet:
     """The slices in display order, with ``rank`` (1 first), ``parent_slice`` and
     ``parent_overlap`` columns.
 
     ``parent_slice`` is the row (in the returned order) of the broader slice that explains
     this one, or -1; ``parent_overlap`` the share of this slice's members inside it.
     """
-    parent, overlap = _parents(slices, n_points, contained)
+    parent, overlap = _parents(slices, n_points, contained, confidence)
     t = slices.table
     key = _own_key(t)
     depth, eff = _depth_and_effective(parent, key)

@@ -18,9 +18,10 @@ from explorer.config import SliceConfig
 from explorer.datasets.planted import TOPICS, planted_subgroup, planted_topics
 
 
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("group_size", [60, 185, 400])
-def test_planted_group_ranks_in_top_two_above_its_subsets(group_size: int) -> None:
-    x, meta, group = planted_subgroup(3000, group_size, seed=1)
+def test_planted_group_ranks_in_top_two_above_its_subsets(group_size: int, seed: int) -> None:
+    x, meta, group = planted_subgroup(3000, group_size, seed=seed)
     errors = error_flags(meta["label"], meta["prediction"])
     tree = recursive_kmeans(x, seed=0)
     table = meta.drop(columns=["pid", "prediction"])
@@ -30,7 +31,7 @@ def test_planted_group_ranks_in_top_two_above_its_subsets(group_size: int) -> No
     at = int(np.flatnonzero(t["name"] == "scanner=B")[0])
     assert at < 2, t[["name", "lower_bound"]].head(4)
     inside = np.array([group[found.members(i)].mean() for i in range(len(found))])
-    subsets = np.flatnonzero((inside >= 0.8) & (np.arange(len(found)) != at))
+    subsets = np.flatnonzero((inside >= 0.7) & (np.arange(len(found)) != at))
     assert (subsets > at).all()
     if group_size < 185:
         return  # ten points a blob: no cluster or region isolates part of the group
@@ -41,7 +42,7 @@ def test_planted_group_ranks_in_top_two_above_its_subsets(group_size: int) -> No
     for i in explained:
         assert "scanner=B" in t["name"].iloc[i]
         assert t["name"].iloc[i].endswith(" points")
-        assert t["parent_overlap"].iloc[i] >= 0.8
+        assert t["parent_overlap"].iloc[i] >= 0.7
 
 
 def _slice_set(members: list[list[int]], errors: np.ndarray | None, kinds: list[str]) -> SliceSet:
