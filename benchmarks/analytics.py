@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -168,8 +169,21 @@ def _abstracts(folder: Path) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def topic_name_rows(abstracts: Path | None) -> list[tuple[str, str, str]]:
-    """(data set, the root's children's names, words shared by two of them)."""
+def _sibling_groups_sharing_a_word(tree: Any, names: list[str]) -> tuple[int, int]:
+    from explorer.compute.hierarchy import children
+
+    shared, groups = 0, 0
+    for p in np.unique(tree.parent[1:]):
+        kids = children(tree, int(p))
+        words = [set(names[k].replace(" · ", " ").split()) - {"node", str(k)} for k in kids]
+        groups += 1
+        shared += any(a & b for i, a in enumerate(words) for b in words[i + 1 :])
+    return shared, groups
+
+
+def topic_name_rows(abstracts: Path | None) -> list[tuple[str, str, str, str]]:
+    """(texts, the root's children's names, words in two of them, sibling groups that
+    share a word at any level)."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -192,7 +206,8 @@ def topic_name_rows(abstracts: Path | None) -> list[tuple[str, str, str]]:
         top = [names[k] for k in children(tree, 0)]
         words = [set(n.replace(" · ", " ").split()) for n in top]
         shared = sorted({w for i, a in enumerate(words) for b in words[i + 1 :] for w in a & b})
-        rows.append((name, " / ".join(top), ", ".join(shared) or "none"))
+        bad, groups = _sibling_groups_sharing_a_word(tree, names)
+        rows.append((name, " / ".join(top), ", ".join(shared) or "none", f"{bad} of {groups}"))
     return rows
 
 
@@ -301,9 +316,12 @@ def main() -> None:
     )
     for size, seed, old, new in slice_ranking_rows():
         print(f"| scanner=B, {size} points | {seed} | {old} | {new} |")
-    print("\n| texts | names of the root's children | words in two names |\n|---|---|---|")
-    for name, names, shared in topic_name_rows(args.abstracts):
-        print(f"| {name} | {names} | {shared} |")
+    print(
+        "\n| texts | names of the root's children | words in two of them "
+        "| sibling groups sharing a word |\n|---|---|---|---|"
+    )
+    for name, names, shared, groups in topic_name_rows(args.abstracts):
+        print(f"| {name} | {names} | {shared} | {groups} |")
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     rows = scale_rows(sizes)
     print("\n| n | stage | seconds | process peak RSS (GB) | of which inputs (GB) |")

@@ -83,7 +83,9 @@ def _cluster_slices(
     )
     if node_terms is None:
         return found, None
-    return found, [node_terms[int(v)] for v in sliced_nodes(tree, cfg.min_size)]
+    # a node without distinctive words is named "node <id>": no terms to show
+    named = [(int(v), node_terms[int(v)]) for v in sliced_nodes(tree, cfg.min_size)]
+    return found, ["" if name == f"node {v}" else name for v, name in named]
 
 
 def find_slices(

@@ -32,7 +32,7 @@ from explorer.compute.slices import SliceSet, corrected_z, wilson_lower
 CONTAINED = 0.7
 # Slices checked for a broader one that explains them (the best by their own key): the
 # overlap product costs members × slices-per-point, so it is bounded at scale.
-MAX_CHECKED = 2000
+MAX_CHECKED = 500
 # When two slices are mostly the same set, the one of the earlier kind is the explanation.
 _KIND_PRIORITY = {"metadata": 4, "failure": 3, "cluster": 2, "embedding": 1, "saved": 0}
 _SEP = " · "
