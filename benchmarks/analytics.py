@@ -2,7 +2,8 @@
 
     python benchmarks/analytics.py --sizes 1e5,1e6
 
-Accuracy: intrinsic dimension of manifolds of known dimension; outlier AUROC beside
+Accuracy: intrinsic dimension of manifolds of known dimension (raw and bias-corrected);
+outlier AUROC for scattered points and for tight far-off groups, separately, beside
 scikit-learn's LocalOutlierFactor and IsolationForest on planted outliers; the rank of a
 planted failure slice and Domino's precision@10 for one planted in embedding space only.
 Scale: each stage's compute on a synthetic 64-d mixture, each in a fresh process (time,
@@ -36,60 +37,89 @@ def _exact_knn(x: np.ndarray, k: int = 15) -> tuple[np.ndarray, np.ndarray]:
     return g.indices, g.distances
 
 
-def intrinsic_accuracy() -> list[tuple[str, float, float, float]]:
-    """(manifold, true dimension, MLE, TwoNN)."""
+def intrinsic_accuracy() -> list[tuple[str, int, float, float, float]]:
+    """(manifold, true dimension, MLE, TwoNN, bias-corrected) at 4,000 points, k = 15."""
     from explorer.compute.intrinsic import mle_global_dimension, twonn_dimension
+    from explorer.compute.intrinsic_bias import corrected_global_dimension
 
     rng = np.random.default_rng(0)
     n = 4000
     theta = rng.uniform(0, 2 * np.pi, n)
-    sphere = rng.normal(size=(n, 3))
-    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
     rotation, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+
+    def sphere(dim: int) -> np.ndarray:
+        s = rng.normal(size=(n, dim + 1))
+        return s / np.linalg.norm(s, axis=1, keepdims=True)
+
     cases = {
         "circle in R^2": (np.c_[np.cos(theta), np.sin(theta)], 1),
-        "sphere S^2 in R^10": (np.c_[sphere, np.zeros((n, 7))] @ rotation, 2),
+        "sphere S^2 in R^10": (np.c_[sphere(2), np.zeros((n, 7))] @ rotation, 2),
         "cube [0,1]^5": (rng.uniform(size=(n, 5)), 5),
         "cube [0,1]^10": (rng.uniform(size=(n, 10)), 10),
+        "cube [0,1]^20": (rng.uniform(size=(n, 20)), 20),
+        "Gaussian in R^10": (rng.normal(size=(n, 10)), 10),
         "Gaussian in R^20": (rng.normal(size=(n, 20)), 20),
+        "sphere S^10 in R^11": (sphere(10), 10),
+        "sphere S^20 in R^21": (sphere(20), 20),
     }
     rows = []
     for name, (x, true) in cases.items():
-        _, dist = _exact_knn(x, 21)
-        rows.append((name, true, mle_global_dimension(dist), twonn_dimension(dist)))
+        _, dist = _exact_knn(x, 15)
+        _, corrected = corrected_global_dimension(x, 15)
+        rows.append((name, true, mle_global_dimension(dist), twonn_dimension(dist), corrected))
     return rows
 
 
-def outlier_accuracy() -> list[tuple[str, float, float, float]]:
-    """(method, AUROC all, scattered only, micro-cluster only) on planted data."""
+def outlier_accuracy() -> list[tuple[str, str, float, float]]:
+    """(planted set, method, AUROC scattered points, AUROC group members) vs inliers."""
     from sklearn.ensemble import IsolationForest
-    from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import LocalOutlierFactor
 
     from explorer.compute.outliers import choose_scale, outlier_scores
+    from explorer.compute.subsample_weights import subsample_weight_scores
+    from explorer.datasets.planted_outliers import auroc_by_kind, planted_outliers
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(scale=12, size=(3, 10))
-    inliers = np.vstack(
-        [rng.normal(c, s, size=(900, 10)) for c, s in zip(centres, (1.0, 2.2, 5.0), strict=True)]
-    )
-    scattered = rng.uniform(-40, 40, size=(60, 10))
-    micro = rng.normal(60, 0.05, size=(25, 10))
-    x = np.vstack([inliers, scattered, micro])
-    kind = np.r_[np.zeros(len(inliers)), np.ones(60), np.full(25, 2)]
-    idx, dist = _exact_knn(x, 15)
-    scores = {
-        "ours (weighting-vector spread)": outlier_scores(idx, dist, choose_scale(dist)),
-        "LocalOutlierFactor (k=20)": -LocalOutlierFactor(20).fit(x).negative_outlier_factor_,
-        "IsolationForest": -IsolationForest(random_state=0).fit(x).score_samples(x),
+    sets = {
+        "3k: clusters 100-1,500, 60 scattered, groups of 30 and 45": {},
+        "20k: clusters 900-8,000, 100 scattered, groups of 15, 30, 45": {
+            "sizes": (8000, 5000, 4000, 2000, 900),
+            "n_scattered": 100,
+            "groups": (15, 30, 45),
+        },
     }
     rows = []
-    for name, s in scores.items():
-        aucs = [roc_auc_score(kind > 0, s)]
-        for k in (1, 2):
-            keep = (kind == 0) | (kind == k)
-            aucs.append(roc_auc_score(kind[keep] > 0, s[keep]))
-        rows.append((name, *aucs))
+    for name, options in sets.items():
+        for seed in (0, 1):
+            x, kind = planted_outliers(seed, **options)  # type: ignore[arg-type]
+            idx, dist = _exact_knn(x, 15)
+            scores = {
+                "ours: outlier (weight beside random samples)": subsample_weight_scores(
+                    x, seed=seed
+                ).scores,
+                "ours: outlier_local (kNN spread)": outlier_scores(idx, dist, choose_scale(dist)),
+                "LocalOutlierFactor (k=20)": -LocalOutlierFactor(20)
+                .fit(x)
+                .negative_outlier_factor_,
+                "IsolationForest": -IsolationForest(random_state=0).fit(x).score_samples(x),
+            }
+            for method, s in scores.items():
+                rows.append((f"{name}, seed {seed}", method, *auroc_by_kind(kind, s)))
+    return rows
+
+
+def magnitude_timing(n_rows: int = 100_000) -> list[tuple[str, int, float, float]]:
+    """(what, rows, seconds, magnitude): Store.magnitude's solver on a 64-d mixture."""
+    from explorer.datasets.synth import synth_mixture
+    from explorer.magnitude import selection_magnitude
+
+    x, _ = synth_mixture(n_rows, 64, seed=0)
+    rows = []
+    for m in (1000, 2000, n_rows):
+        t0 = time.perf_counter()
+        found = selection_magnitude(x, np.arange(m), 0.5)
+        seconds = time.perf_counter() - t0
+        label = "exact" if found.exact else f"sampled ({found.sample_size:,} rows)"
+        rows.append((label, m, seconds, found.value))
     return rows
 
 
@@ -212,7 +242,7 @@ def topic_name_rows(abstracts: Path | None) -> list[tuple[str, str, str, str]]:
 
 
 # -- scale: one stage per child process ------------------------------------------------
-STAGES = ("intrinsic", "outliers", "hierarchy", "slices")
+STAGES = ("intrinsic", "outliers", "hierarchy", "slices", "umap")
 
 
 def _child(stage: str, data: str) -> dict[str, float]:
@@ -227,16 +257,20 @@ def _child(stage: str, data: str) -> dict[str, float]:
             smooth_over_neighbors,
             twonn_dimension,
         )
+        from explorer.compute.intrinsic_bias import corrected_global_dimension
 
         raw = local_intrinsic_dim(dist)
         smooth_over_neighbors(raw, idx)
         mle_global_dimension(raw)
         twonn_dimension(dist)
+        corrected_global_dimension(x, 15)
     elif stage == "outliers":
         from explorer.compute.outliers import choose_scale, outlier_scores, validate_approximation
+        from explorer.compute.subsample_weights import subsample_weight_scores
 
         t = choose_scale(dist)
         validate_approximation(x, outlier_scores(idx, dist, t), t, sample=2000)
+        subsample_weight_scores(x)
     elif stage == "hierarchy":
         from explorer.compute.hierarchy import node_representatives, recursive_kmeans
         from explorer.compute.hierarchy_stats import node_label_stats, node_names
@@ -245,6 +279,10 @@ def _child(stage: str, data: str) -> dict[str, float]:
         node_representatives(x, tree)
         node_label_stats(tree, meta["label"], meta["prediction"])
         node_names(tree, meta.drop(columns=["prediction"]))
+    elif stage == "umap":
+        from explorer.compute.umap_layout import umap_layout
+
+        umap_layout(x, idx, dist, seed=None)
     else:
         from explorer.compute.hierarchy import recursive_kmeans
         from explorer.compute.slice_finder import find_slices
@@ -299,14 +337,8 @@ def main() -> None:
         print(json.dumps(_child(*args.child)))
         return
     print(f"command: python benchmarks/analytics.py --sizes {args.sizes}\n")
-    print("| manifold | true dimension | MLE | TwoNN |\n|---|---|---|---|")
-    for name, true, mle, two in intrinsic_accuracy():
-        print(f"| {name} | {true} | {mle:.2f} | {two:.2f} |")
-    print(
-        "\n| outlier method | AUROC all | scattered only | micro-cluster only |\n|---|---|---|---|"
-    )
-    for name, a, b, c in outlier_accuracy():
-        print(f"| {name} | {a:.3f} | {b:.3f} | {c:.3f} |")
+    print_intrinsic_table()
+    print_outlier_tables()
     print("\n| planted slice | rank | precision@10 |\n|---|---|---|")
     for name, rank, p10 in slice_recovery():
         print(f"| {name} | {rank} | {'' if p10 != p10 else f'{p10:.2f}'} |")
@@ -328,6 +360,36 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for n, stage, s, gb, inputs in rows:
         print(f"| {n:,} | {stage} | {s:.1f} | {gb:.2f} | {inputs:.2f} |")
+    print_outlier_umap_ratio(rows)
+
+
+def print_intrinsic_table() -> None:
+    print("| manifold | true dimension | MLE | TwoNN | bias-corrected | error |")
+    print("|---|---|---|---|---|---|")
+    for name, true, mle, two, corrected in intrinsic_accuracy():
+        error = (corrected - true) / true
+        print(f"| {name} | {true} | {mle:.2f} | {two:.2f} | {corrected:.2f} | {error:+.1%} |")
+
+
+def print_outlier_tables() -> None:
+    print("\n| planted set | method | AUROC scattered points | AUROC group members |")
+    print("|---|---|---|---|")
+    for name, method, points, groups in outlier_accuracy():
+        print(f"| {name} | {method} | {points:.4f} | {groups:.4f} |")
+    print("\n| Store.magnitude | rows | seconds | magnitude (t = 0.5) |\n|---|---|---|---|")
+    for label, m, seconds, value in magnitude_timing():
+        print(f"| {label} | {m:,} | {seconds:.2f} | {value:.1f} |")
+
+
+def print_outlier_umap_ratio(rows: list[tuple[int, str, float, float, float]]) -> None:
+    seconds = {(n, stage): s for n, stage, s, _, _ in rows}
+    print("\n| n | outliers s | umap s | outliers / umap |\n|---|---|---|---|")
+    for n in sorted({n for n, _, _, _, _ in rows}):
+        if (n, "outliers") in seconds and (n, "umap") in seconds:
+            ratio = seconds[n, "outliers"] / seconds[n, "umap"]
+            print(
+                f"| {n:,} | {seconds[n, 'outliers']:.1f} | {seconds[n, 'umap']:.1f} | {ratio:.1%} |"
+            )
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def write_store(path: Path, n: int, seed: int) -> None:
 def child(store: str, repeats: int, warm: bool) -> dict[str, Any]:
     """Part 2, in a fresh process: open → first image, hit-tests, export, memory."""
     t_import = time.perf_counter()
-    from explorer.app.resources import open_resources
+    from explorer.app.process import open_resources
     from explorer.app.shell import build_app
     from explorer.render.hittest import points_in_polygon
 

@@ -152,8 +152,14 @@ class IntrinsicConfig(_Checked):
 class OutlierConfig(_Checked):
     """Magnitude weighting-vector outlier scores."""
 
+    # the local (kNN spread) score's scale; None: from the kNN distances
     scale: float | None = bounded(None, 1e-12, None)
     exact_sample: int = bounded(2000, 0, 20000)
+    # the point-and-group score: R random samples of s points, each seen at the scale where
+    # its magnitude is 1 + share·(s − 1) (compute/subsample_weights.py, docs/analytics.md)
+    n_samples: int = bounded(16, 1, 1000)
+    sample_size: int = bounded(32, 2, 2000)
+    share: float = bounded(0.1, 0.001, 0.999)
 
 
 @dataclass(frozen=True)

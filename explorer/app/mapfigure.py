@@ -32,6 +32,7 @@ from bokeh.plotting import figure
 
 PIN_COLOR = "#111111"
 NEIGHBOUR_COLOR = "#ff7f0e"
+FALSE_COLOR = "#d62728"
 HOVER_COLOR = "#555555"
 
 
@@ -48,6 +49,8 @@ class MapFigure:
     neighbours: ColumnDataSource  # x, y of its kNN
     links: ColumnDataSource  # xs, ys segments pinned -> neighbour
     hovered: ColumnDataSource  # x, y of the hovered point
+    false_neighbours: ColumnDataSource  # x, y of points near the pinned one in 2-D only
+    labels: ColumnDataSource  # x, y, text of the cluster names drawn on the map
     disk: GlyphRenderer[Any]  # the unit circle (hmds layouts)
     color_bar: ColorBar
     color_mapper: LinearColorMapper
@@ -114,12 +117,19 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
     disk.visible = False
     links = ColumnDataSource({"xs": [], "ys": []})
     fig.multi_line("xs", "ys", source=links, line_color=NEIGHBOUR_COLOR, line_alpha=0.7)
-    neighbours, pinned, hovered = _empty_xy(), _empty_xy(), _empty_xy()
-    for source, size, color in ((neighbours, 9, NEIGHBOUR_COLOR), (pinned, 15, PIN_COLOR),
-                                (hovered, 12, HOVER_COLOR)):  # fmt: skip
+    neighbours, pinned, hovered, false = _empty_xy(), _empty_xy(), _empty_xy(), _empty_xy()
+    for source, size, color in ((false, 9, FALSE_COLOR), (neighbours, 9, NEIGHBOUR_COLOR),
+                                (pinned, 15, PIN_COLOR), (hovered, 12, HOVER_COLOR)):  # fmt: skip
         fig.scatter(
             "x", "y", source=source, size=size, line_color=color, fill_alpha=0, line_width=2
         )
+    # Cluster names: canvas text (never HTML), on a light box so they read over any colour.
+    labels = ColumnDataSource({"x": [], "y": [], "text": []})
+    fig.text(  # type: ignore[call-arg]  # background_* exist on Text (Bokeh >= 3.4)
+        "x", "y", text="text", source=labels, text_font_size="12px", text_font_style="bold",
+        text_align="center", text_baseline="middle", text_color="#222222",
+        background_fill_color="#ffffff", background_fill_alpha=0.7,
+    )  # fmt: skip
     mapper = LinearColorMapper(palette=list(colorcet.palette["bmy"]), low=0, high=1)
     color_bar = ColorBar(color_mapper=mapper, width=10, visible=False, title_text_font_size="11px")
     fig.add_layout(color_bar, "right")
@@ -127,8 +137,8 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
     # new ranges, which renders the first frame of the new layout at the right size).
     bounds.js_on_change("data", CustomJS(args={"plot": fig}, code="plot.reset.emit()"))
     return MapFigure(
-        fig, x_range, y_range, image, bounds, pinned, neighbours, links, hovered, disk,
-        color_bar, mapper,
+        fig, x_range, y_range, image, bounds, pinned, neighbours, links, hovered, false, labels,
+        disk, color_bar, mapper,
     )  # fmt: skip
 
 

@@ -128,6 +128,21 @@ def value_table(column: str, rows: Sequence[tuple[str, int, float, float]], n_se
     return f'<table style="margin-bottom:6px">{head}{body}</table>'
 
 
+def median_table(rows: Sequence[tuple[str, float, float]], n_selected: int) -> str:
+    """Numeric columns and scores: median in the selection against median overall."""
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{esc(name)}</td><td>{sel:.4g}</td><td>{allv:.4g}</td></tr>"
+        for name, sel, allv in rows
+    )
+    head = (
+        f'<tr class="ex-muted"><td>numeric</td><td>median in selection ({n_selected:,})</td>'
+        "<td>overall</td></tr>"
+    )
+    return f'<table style="margin-bottom:6px">{head}{body}</table>'
+
+
 def card(inner_html: Sequence[str]) -> str:
     """Wrap already-escaped fragments in the card style."""
     return f'<div class="ex-card">{"".join(inner_html)}</div>'

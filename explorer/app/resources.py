@@ -1,8 +1,9 @@
 """What all sessions of a server process share: the store and what is derived from it.
 
-One ``StoreResources`` per store and process (``open_resources``): the read-only store
-(memory-mapped), a ``PointIndex`` per layout, colourings, filter masks and thumbnails,
-each built lazily on first use and then reused by every session. A session itself holds
+One ``StoreResources`` per store and process (``explorer.app.process``): the read-only
+store (memory-mapped), a ``PointIndex`` per layout, colourings, filter masks, thumbnails
+and the read models (hierarchy, slices, scores), each built lazily on first use and then
+reused by every session. A session itself holds
 only its ``ExplorerState`` and its widgets, so it costs little memory.
 
 Arrays handed out here are read-only and keep their identity between calls (the render
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from explorer.app.coloring import categorical_coloring, numeric_coloring
 from explorer.app.columns import (
     ColumnInfo,
     describe_columns,
@@ -32,15 +34,20 @@ from explorer.app.columns import (
     numeric_values,
 )
 from explorer.app.masks import FilterMasks
+from explorer.app.models.hierarchy import HierarchyModel
+from explorer.app.models.scores import ScoreModel
+from explorer.app.models.slices import SliceModel
+from explorer.app.refs import Ref
 from explorer.app.thumbs import Thumbnails
-from explorer.errors import ConfigError
-from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
-from explorer.render.raster import NumericColor, PointIndex, warm_up
+from explorer.errors import ConfigError, StoreError
+from explorer.render.colors import CategoricalColor
+from explorer.render.raster import NumericColor, PointIndex
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 T = TypeVar("T")
-TOP_CATEGORIES = 10
+TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
+SCORE_LABELS = {"trust": "layout trust", "lid": "local ID", "outlier": "outlier score"}
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
 
@@ -62,6 +69,9 @@ class StoreResources:
         self._item_locks: dict[tuple[str, str], threading.Lock] = {}
         self._table_thread: threading.Thread | None = None
         self._masks = FilterMasks(self.n_points, self._filter_mask)
+        self.hierarchy = HierarchyModel(store)
+        self.slices = SliceModel(store)
+        self.scores = ScoreModel(store)
 
     def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
         # One lock per item: two sessions never build the same thing twice, and building
@@ -237,32 +247,12 @@ class StoreResources:
         if name in self.store.scores or (
             self.columns.get(name, None) is not None and (self.columns[name].kind == "numeric")
         ):
-            return self._cached("color", name, lambda: self._numeric_color(name))
-        return self._cached("color", name, lambda: self._categorical_color(name))
-
-    def _numeric_color(self, name: str) -> NumericColor:
-        values = self.values(name)
-        finite = values[np.isfinite(values)]
-        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
-        # Outlier scores: the max per pixel, so a rare high score is not averaged away.
-        reduction: Literal["mean", "max"] = "max" if name.startswith("outlier") else "mean"
-        return NumericColor(values, span=(float(lo), float(max(hi, lo))), reduction=reduction)
-
-    def _categorical_color(self, column: str) -> CategoricalColor:
-        codes, labels = self.codes(column)
-        counts = self.category_counts(column)
-        order = np.argsort(-counts, kind="stable")
-        shown = order[: min(TOP_CATEGORIES, len(labels))]
-        # Recode to legend slots (uint8): top categories by frequency, then "other".
-        slot_of_code = np.full(len(labels), len(shown), np.uint8)
-        slot_of_code[shown] = np.arange(len(shown), dtype=np.uint8)
-        names = [labels[c] for c in shown]
-        colors = list(DEFAULT_PALETTE[: len(shown)])
-        if len(labels) > len(shown):
-            names.append("other")
-            colors.append(OTHER_COLOR)
-        slots = _frozen(slot_of_code[codes])
-        return CategoricalColor(slots, np.arange(len(names)), tuple(names), tuple(colors))
+            return self._cached("color", name, lambda: numeric_coloring(name, self.values(name)))
+        return self._cached(
+            "color",
+            name,
+            lambda: categorical_coloring(*self.codes(name), self.category_counts(name)),
+        )
 
     def mask(self, filters: Mapping[str, Any]) -> NDArray[np.bool_] | None:
         """(n,) bool of the points ``filters`` keep, or None for no filter.
@@ -299,6 +289,25 @@ class StoreResources:
 
         return self._cached("wrong", "", make)
 
+    # -- named selections ------------------------------------------------------------------
+    def rows_of(self, ref: Ref) -> NDArray[np.int64]:
+        """Sorted rows a reference names (see ``explorer.app.refs``)."""
+        if ref.kind == "node":
+            if not self.hierarchy.available or not self.hierarchy.has_node(ref.node):
+                msg = f"this store has no hierarchy node {ref.node}"
+                raise StoreError(msg)
+            return self.hierarchy.members(ref.node)
+        if ref.kind == "range":
+            column, lo, hi = ref.span
+            if column not in self.store.scores and column not in self.names_of("numeric"):
+                msg = f"cannot select a range of {column!r}: no such score or numeric column"
+                raise StoreError(msg)
+            values = self.values(column)
+            return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+        if ref.kind == "slice":
+            return self.slices.members(ref.value)
+        return self.store.selection(ref.value)
+
     # -- single points ----------------------------------------------------------------------
     def neighbors(self, row: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """Point ``row``'s high-dimensional neighbours (itself excluded) and distances."""
@@ -319,13 +328,42 @@ class StoreResources:
         """A PNG data URI of point ``row``'s thumbnail, or None."""
         return None if self.thumbnails is None else self.thumbnails.data_uri(row)
 
+    @property
+    def title_column(self) -> str | None:
+        """A short, title-like text column to lead a point's card with (text stores)."""
+        for info in self.columns.values():
+            if info.kind in ("text", "categorical") and info.name.lower() in TITLE_NAMES:
+                return info.name
+        return None
+
+    def heading(self, row: int) -> str:
+        """What a point is called: its title when the store has one, else its id."""
+        column = self.title_column
+        if column is not None:
+            value = display_value(self.table.column(column)[row].as_py())
+            if value:
+                return value if len(value) <= 120 else value[:119] + "…"
+        return self.label_of(row)
+
     def record(self, row: int) -> dict[str, str]:
-        """Point ``row``'s metadata as text, id first (image paths left out)."""
+        """Point ``row``'s metadata and scores as text, id first.
+
+        Image paths, the title (the card's heading) and the text (shown above the table)
+        are left out, so nothing is said twice.
+        """
         values = self.table.slice(row, 1).to_pylist()[0]
         out = {self.id_column: display_value(values[self.id_column])}
+        skip = {self.title_column, self.text_column}
         for info in self.columns.values():
-            if info.kind not in ("id", "image"):
+            if info.kind not in ("id", "image") and info.name not in skip:
                 out[info.name] = display_value(values[info.name])
+        for name in self.store.scores:
+            value = float(self.values(name)[row])
+            kind, _, layout = name.partition(":")
+            label = SCORE_LABELS.get(kind, kind) + (f" ({layout})" if layout else "")
+            out[label] = (
+                f"{value:.3g}" if np.isfinite(value) else "n/a"
+            )  # fmt: skip
         return out
 
     def text(self, row: int, limit: int = 300) -> str | None:
@@ -350,36 +388,3 @@ class StoreResources:
 def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int32], list[str]]:
     codes, labels = factorize(col)
     return _frozen(codes), labels
-
-
-_registry: dict[Path, StoreResources] = {}
-_registry_lock = threading.Lock()
-_warm = threading.Event()
-
-
-def open_resources(path: str | Path) -> StoreResources:
-    """The process's shared resources for the store at ``path`` (opened once)."""
-    key = Path(path).resolve()
-    with _registry_lock:
-        res = _registry.get(key)
-        if res is None:
-            res = _registry[key] = StoreResources(Store(key))
-    return res
-
-
-def start_warm_up(resources: StoreResources | None = None) -> None:
-    """In a background thread, once per process: load the render kernels, then (given
-    ``resources``) build the first layout's index and the default colour, then read the
-    whole table, so the first browser session finds them ready."""
-    if _warm.is_set():
-        return
-    _warm.set()
-
-    def work() -> None:
-        warm_up()
-        if resources is not None:
-            layouts = resources.store.layouts
-            resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
-            _ = resources.table
-
-    threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

@@ -20,19 +20,20 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
-from explorer.app.panes.controls import ControlsPane
-from explorer.app.panes.details import DetailsPane
-from explorer.app.panes.export import ExportPane
-from explorer.app.panes.filters import FiltersPane
+from explorer.app.pane import PaneSpec
 from explorer.app.panes.scatter import MapPane
-from explorer.app.panes.selection import SelectionPane
-from explorer.app.resources import StoreResources, open_resources, start_warm_up
+from explorer.app.process import open_resources, start_warm_up
+from explorer.app.refs import select_ref
+from explorer.app.registry import available_panes
+from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
 
 ACCENT = "#4c78a8"
 SIDEBAR_WIDTH = 330
-MAP_HEIGHT = 640
+TABS_MIN_WIDTH = 440  # the analytic tabs share the width with the map, within these bounds
+TABS_MAX_WIDTH = 900
+MIN_MAP_HEIGHT = 460
 
 
 def _notify(kind: str, message: str) -> None:
@@ -41,7 +42,11 @@ def _notify(kind: str, message: str) -> None:
 
 
 class ExplorerApp(Viewer):
-    """One session of the explorer: its state and panes, laid out (no logic of its own)."""
+    """One session of the explorer: its state and its panes, laid out (no logic of its own).
+
+    The panes come from ``explorer.app.registry``: each one the store can feed is built
+    from ``(resources, state)`` and placed in its region.
+    """
 
     state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
 
@@ -56,29 +61,63 @@ class ExplorerApp(Viewer):
             )
         super().__init__(**params)  # type: ignore[no-untyped-call]
         self.resources = resources
-        state = self.state
-        self.map = MapPane(resources, state=state)
-        self.controls = ControlsPane(resources, state=state)
-        self.filters = FiltersPane(resources, state=state)
-        self.details = DetailsPane(resources, state=state)
-        self.selection_pane = SelectionPane(resources, state=state)
-        self.export = ExportPane(resources, state=state)
-        self._sidebar = [
-            self.controls,
-            pn.layout.Divider(),  # type: ignore[no-untyped-call]
-            self.filters,
-            pn.layout.Divider(),  # type: ignore[no-untyped-call]
-            markup.html_pane("<b>Export & save</b>", margin=(0, 10)),
-            self.export,
-        ]
-        side = pn.Column(
-            self.map.legend, self.details, width=280, scroll=True, sizing_mode="stretch_height"
-        )
-        self._main = [
-            pn.Row(self.map, side, sizing_mode="stretch_width", height=MAP_HEIGHT),
-            self.selection_pane,
-        ]
+        self.specs: list[PaneSpec] = available_panes(resources)
+        self.panes: dict[str, Viewer] = {
+            spec.name: spec.make(resources, self.state) for spec in self.specs
+        }
         self._plain: pn.Column | None = None
+        # What a link asked for that this store does not have: said on the page, not hidden.
+        self.notices = pn.pane.Alert("", alert_type="warning", visible=False,  # type: ignore[no-untyped-call]
+                                     sizing_mode="stretch_width", margin=(0, 10))  # fmt: skip
+
+    def notice(self, message: str) -> None:
+        """Show a warning above the map (escaped) and as a notification."""
+        line = markup.esc(message)
+        self.notices.object = f"{self.notices.object}<br>{line}" if self.notices.object else line
+        self.notices.visible = True
+        _notify("warning", message)
+
+    # -- the panes -------------------------------------------------------------------
+    def pane(self, name: str) -> Any:
+        """The pane registered as ``name`` (KeyError when the store cannot feed it)."""
+        return self.panes[name]
+
+    @property
+    def map(self) -> MapPane:
+        """The map pane."""
+        pane = self.panes["map"]
+        assert isinstance(pane, MapPane)
+        return pane
+
+    def _region(self, region: str) -> list[PaneSpec]:
+        return [spec for spec in self.specs if spec.region == region]
+
+    def _sidebar(self) -> list[Any]:
+        items: list[Any] = []
+        for spec in self._region("sidebar") + self._region("aside"):
+            if items:
+                items.append(pn.layout.Divider())  # type: ignore[no-untyped-call]
+            if spec.name == "export":  # the other panes' widgets carry their own labels
+                items.append(markup.html_pane(f"<b>{markup.esc(spec.title)}</b>", margin=(0, 10)))
+            items.append(self.panes[spec.name])
+        return items
+
+    def _main(self) -> list[Any]:
+        tabs = pn.Tabs(  # type: ignore[no-untyped-call]
+            *[(spec.title, self.panes[spec.name]) for spec in self._region("tabs")],
+            sizing_mode="stretch_both", min_width=TABS_MIN_WIDTH, max_width=TABS_MAX_WIDTH,
+            min_height=MIN_MAP_HEIGHT, dynamic=False,
+        )  # fmt: skip
+        self.tabs = tabs
+        maps = [self.panes[spec.name] for spec in self._region("map")]
+        row = pn.Row(*maps, tabs, sizing_mode="stretch_both", min_height=MIN_MAP_HEIGHT)
+        below = [self.panes[spec.name] for spec in self._region("below")]
+        return [self.notices, row, *below]
+
+    def show_tab(self, name: str) -> None:
+        """Bring the tab of pane ``name`` to the front."""
+        titles = [spec.name for spec in self._region("tabs")]
+        self.tabs.active = titles.index(name)
 
     @property
     def title(self) -> str:
@@ -100,12 +139,13 @@ class ExplorerApp(Viewer):
         bind_location(
             self.state,
             location,
-            on_problem=lambda msg: _notify("warning", f"Link: {msg}"),
-            load_selection=self._load_saved,
+            on_problem=lambda msg: self.notice(f"Link: {msg}"),
+            select=self.select_ref,
         )
 
-    def _load_saved(self, name: str) -> None:
-        self.export.load(name)
+    def select_ref(self, ref: str) -> int:
+        """Select what a reference names (``slice:NAME``, ``node:3``...); see explorer.app.refs."""
+        return select_ref(self.state, self.resources, ref, origin="link", mode="replace")
 
     def template(self) -> pn.template.BootstrapTemplate:
         """The app in a page template (for serving).
@@ -115,8 +155,8 @@ class ExplorerApp(Viewer):
         """
         return pn.template.BootstrapTemplate(  # type: ignore[no-untyped-call]
             title=self.title,
-            sidebar=self._sidebar,
-            main=self._main,
+            sidebar=self._sidebar(),
+            main=self._main(),
             sidebar_width=SIDEBAR_WIDTH,
             header_background=ACCENT,
         )
@@ -124,13 +164,14 @@ class ExplorerApp(Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """The app without a page template (notebooks)."""
         if self._plain is None:
-            sidebar = pn.Column(*self._sidebar, width=SIDEBAR_WIDTH)
+            sidebar = pn.Column(*self._sidebar(), width=SIDEBAR_WIDTH)
             header = markup.html_pane(f"<h3>{markup.esc(self.title)}</h3>", margin=(0, 10))
             self._plain = pn.Column(
                 header,
-                pn.Row(sidebar, pn.Column(*self._main, sizing_mode="stretch_width")),
+                pn.Row(sidebar, pn.Column(*self._main(), sizing_mode="stretch_width",
+                                          height=760)),
                 sizing_mode="stretch_width",
-            )
+            )  # fmt: skip
         return self._plain
 
 

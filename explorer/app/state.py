@@ -6,13 +6,16 @@ injected as the ``mask_for`` callable, so the state stays testable without one.
 
 Selections are sorted unique int64 row indices. They change only through ``select``,
 ``clear_selection`` and ``invert_selection``, which normalise them, respect the filter
-mask and set ``selection``, ``selection_source`` and ``selection_name`` together.
+mask and set ``selection``, ``selection_source`` and ``selection_ref`` together.
+
+``LINKED`` marks the parameters a shared link reproduces; ``explorer.app.urlstate`` turns
+exactly those into URL keys, so a new linked parameter is one entry here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import param
@@ -63,11 +66,29 @@ class ExplorerState(param.Parameterized):
     mask_for = param.Callable(default=None, allow_None=True, constant=True, doc="filters -> mask")
     selection = param.Array(default=_EMPTY, doc="(m,) int64 sorted unique row indices")
     selection_source = param.String(default="", doc="who set the selection (stops feedback loops)")
-    selection_name = param.String(default="", doc="the saved selection shown, until it changes")
+    selection_ref = param.String(
+        default="",
+        doc="what the selection is, while it is unchanged: 'saved:NAME', 'slice:NAME', "
+        "'node:ID' or 'range:COLUMN:LOW:HIGH' (see explorer.app.refs); '' otherwise",
+    )
     select_mode: param.Selector[str] = param.Selector(default="replace", objects=list(SELECT_MODES))
     hovered = param.Integer(default=None, allow_None=True, doc="row under the cursor")
     pinned = param.Integer(default=None, allow_None=True, doc="row clicked on the map")
-    focus_node = param.Integer(default=None, allow_None=True, doc="focused hierarchy node")
+    focus_node = param.Integer(default=None, allow_None=True, doc="treemap's focused node")
+    centre = param.Integer(default=None, allow_None=True, doc="row the map was asked to centre on")
+    show_labels = param.Boolean(default=True, doc="draw cluster names on the map")
+    flag_low_trust = param.Boolean(default=False, doc="highlight points the layout misplaces")
+    trust_threshold = param.Number(
+        default=0.3,
+        bounds=(0.0, 1.0),
+        doc="a point is low-trust below this share of kept neighbours",
+    )
+
+    # The parameters a shared link carries (``explorer.app.urlstate`` encodes each by type).
+    LINKED: ClassVar[tuple[str, ...]] = (
+        "layout", "color_by", "filters", "selection_ref", "focus_node", "show_labels",
+        "flag_low_trust", "trust_threshold",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -111,12 +132,13 @@ class ExplorerState(param.Parameterized):
         source: str = "",
         *,
         mode: str | None = None,
-        name: str = "",
+        ref: str = "",
     ) -> None:
         """Combine ``indices`` with the selection by ``mode`` (default: ``select_mode``).
 
-        Rows the filters hide are dropped. ``name`` records a saved selection's name (for
-        the URL); any later change forgets it.
+        Rows the filters hide are dropped. ``ref`` says what was selected (a slice, a node,
+        a saved selection, a score range: for the URL) when the result is exactly that; a
+        combined selection, and any later change, forgets it.
         """
         mode = mode or self.select_mode
         if mode not in SELECT_MODES:
@@ -128,7 +150,8 @@ class ExplorerState(param.Parameterized):
             flags = self.selected_mask()
             flags[rows] = mode == "add"
             rows = np.flatnonzero(flags).astype(np.int64)
-        self._set_selection(rows, source, name)
+            ref = ""
+        self._set_selection(rows, source, ref)
 
     def clear_selection(self, source: str = "") -> None:
         """Select nothing."""
@@ -146,9 +169,18 @@ class ExplorerState(param.Parameterized):
         kept: NDArray[np.int64] = rows[self.mask[rows]]
         return kept
 
-    def _set_selection(self, rows: NDArray[np.int64], source: str, name: str) -> None:
+    def _set_selection(self, rows: NDArray[np.int64], source: str, ref: str) -> None:
         rows.setflags(write=False)  # shared with panes and renders: never edit in place
-        self.param.update(selection=rows, selection_source=source, selection_name=name)
+        self.param.update(selection=rows, selection_source=source, selection_ref=ref)
+
+    def pin(self, row: int, *, centre: bool = False) -> None:
+        """Pin point ``row`` (its card and neighbours show); ``centre`` moves the map to it."""
+        self.pinned = int(row)
+        if centre:
+            if self.centre == row:
+                self.param.trigger("centre")
+            else:
+                self.centre = int(row)
 
     # -- filters -------------------------------------------------------------------
     @param.depends("filters", watch=True)
@@ -165,7 +197,7 @@ class ExplorerState(param.Parameterized):
             kept = self.selection[mask[self.selection]]
             if kept.size != self.selection.size:
                 kept.setflags(write=False)
-                updates.update(selection=kept, selection_source="filters", selection_name="")
+                updates.update(selection=kept, selection_source="filters", selection_ref="")
             for focus in ("hovered", "pinned"):
                 row = getattr(self, focus)
                 if row is not None and not mask[row]:
@@ -182,10 +214,5 @@ class ExplorerState(param.Parameterized):
         self.filters = filters
 
     def view(self) -> dict[str, Any]:
-        """What a shared link reproduces: layout, colour, filters, saved selection's name."""
-        return {
-            "layout": self.layout,
-            "color_by": self.color_by,
-            "filters": dict(self.filters),
-            "selection_name": self.selection_name,
-        }
+        """What a shared link reproduces: the values of the ``LINKED`` parameters."""
+        return {name: getattr(self, name) for name in self.LINKED}

@@ -167,17 +167,18 @@ def _analytics_report(store: Any) -> list[str]:
     if store.has_stage("intrinsic"):
         s = store.stage("intrinsic")["summary"]
         lines.append(
-            f"Intrinsic dimension  {s['global_mle']:.1f} (MLE), {s['twonn']:.1f} (TwoNN); "
+            f"Intrinsic dimension  {s.get('global_corrected', float('nan')):.1f} "
+            f"(bias-corrected), {s['global_mle']:.1f} (MLE), {s['twonn']:.1f} (TwoNN); "
             f"local 10-90%: {s['p10_local']:.1f}-{s['p90_local']:.1f} "
-            "(kNN estimates read low at high dimension)"
+            "(local and raw estimates read low at high dimension)"
         )
     if store.has_stage("outliers"):
         s = store.stage("outliers")["summary"]
         ids = store.points.iloc[s["top_rows"][:5], 0].astype(str).tolist()
         corr = s.get("spearman_vs_exact", float("nan"))
         lines.append(
-            f"Outliers             scale t={s['scale']:.3g}, Spearman {corr:.3f} with exact "
-            f"weights; top: {', '.join(ids)}"
+            f"Outliers             points and groups; local score t={s['scale']:.3g}, "
+            f"Spearman {corr:.3f} with exact weights; top: {', '.join(ids)}"
         )
     if store.has_stage("hierarchy"):
         s = store.stage("hierarchy")["summary"]

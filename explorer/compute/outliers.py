@@ -23,93 +23,31 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
-from scipy.spatial.distance import cdist
 from scipy.stats import pearsonr, spearmanr
 
 from explorer.errors import ConfigError
 from explorer.jit import njit, prange
+from explorer.magnitude import (
+    MAX_EXACT_POINTS,
+    check_scale,
+    extrapolated_magnitude,
+    magnitude,
+    weighting_vector,
+)
 
-# Z is dense float64: 20,000 points is 3.2 GB and about a minute on two cores.
-MAX_EXACT_POINTS = 20_000
+__all__ = [
+    "MAX_EXACT_POINTS",
+    "choose_scale",
+    "group_magnitude",
+    "magnitude",
+    "outlier_scores",
+    "validate_approximation",
+    "weighting_vector",
+]
+
 # t·(median distance to the k-th neighbour); see choose_scale for the measurements.
 DEFAULT_SCALE_FACTOR = 6.0
-# Diagonal ridges tried, in order, when near-duplicates make Z numerically singular.
-_RIDGES = (0.0, 1e-10, 1e-8, 1e-6)
 _CHUNK_ROWS = 1 << 18
-
-
-def _check_scale(t: float) -> None:
-    if not (np.isfinite(t) and t > 0):
-        msg = f"magnitude scale t = {t!r} must be a finite positive number"
-        raise ConfigError(msg)
-
-
-def _check_points(X: NDArray[np.floating], what: str) -> NDArray[np.float64]:
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim != 2:
-        msg = f"{what}: X must be (n, d), got shape {arr.shape}"
-        raise ConfigError(msg)
-    if arr.shape[0] > MAX_EXACT_POINTS:
-        msg = (
-            f"{what}: {arr.shape[0]} points is too many for the exact weighting vector "
-            f"(at most {MAX_EXACT_POINTS}); pass a random sample, or use outlier_scores "
-            "for all points"
-        )
-        raise ConfigError(msg)
-    if not np.isfinite(arr).all():
-        msg = f"{what}: X has NaN or infinite values; drop or impute them first"
-        raise ConfigError(msg)
-    return arr
-
-
-def _solve_ones(points: NDArray[np.float64], t: float) -> NDArray[np.float64]:
-    """Solve ``Z w = 1`` by Cholesky, adding the smallest ridge that makes it succeed."""
-    ones = np.ones(points.shape[0])
-    diag = np.arange(points.shape[0])
-    for ridge in _RIDGES:
-        # Rebuilt on each try: the factorisation overwrites Z (one n×n array, not two).
-        Z = cdist(points, points)
-        np.multiply(Z, -t, out=Z)
-        np.exp(Z, out=Z)
-        Z[diag, diag] += ridge
-        try:
-            factor = cho_factor(Z, lower=True, overwrite_a=True, check_finite=False)
-        except LinAlgError:
-            continue
-        return np.asarray(cho_solve(factor, ones, check_finite=False), dtype=np.float64)
-    msg = "the similarity matrix Z stays singular; raise the scale t or drop near-duplicates"
-    raise ConfigError(msg)
-
-
-def weighting_vector(X: NDArray[np.floating], t: float) -> NDArray[np.float64]:
-    """Exact weighting vector: the solution of ``Z w = 1``, ``Z_ij = exp(−t·‖x_i − x_j‖)``.
-
-    Parameters
-    ----------
-    X : (n, d) float, n <= MAX_EXACT_POINTS
-    t : float > 0
-
-    Returns
-    -------
-    (n,) float64
-        Exact duplicates make Z singular: they are solved as one point and share its weight
-        equally (the minimum-norm solution, so ``Z w = 1`` still holds). If near-duplicates
-        make the Cholesky factorisation fail, a ridge of at most 1e-6 is added to Z's diagonal.
-    """
-    _check_scale(t)
-    arr = _check_points(X, "weighting_vector")
-    if arr.shape[0] == 0:
-        return np.zeros(0)
-    unique, inverse, counts = np.unique(arr, axis=0, return_inverse=True, return_counts=True)
-    w_unique = _solve_ones(unique, t)
-    inverse = inverse.reshape(-1)
-    return np.asarray(w_unique[inverse] / counts[inverse], dtype=np.float64)
-
-
-def magnitude(X: NDArray[np.floating], t: float) -> float:
-    """Magnitude ``Σ w`` of the points at scale t (see ``weighting_vector``; n <= 20,000)."""
-    return float(weighting_vector(X, t).sum())
 
 
 def choose_scale(
@@ -201,7 +139,7 @@ def outlier_scores(
         isolated point, about 1/k deep inside a dense region; m exact duplicates share ~1/m.
         Linear in n·k.
     """
-    _check_scale(t)
+    check_scale(t)
     if knn_indices.shape != knn_distances.shape or knn_indices.ndim != 2:
         msg = (
             f"knn_indices {knn_indices.shape} and knn_distances {knn_distances.shape} must "
@@ -269,22 +207,6 @@ def validate_approximation(
     return float(spearmanr(exact, approx).statistic)
 
 
-def _extrapolated_magnitude(
-    X: NDArray[np.floating], t: float, max_size: int, rng: np.random.Generator
-) -> float:
-    """Magnitude of a group larger than ``max_size`` from two nested subsamples."""
-    n = X.shape[0]
-    order = rng.permutation(n)[:max_size]
-    big = magnitude(X[order], t)
-    small = magnitude(X[order[: max_size // 2]], t)
-    if small <= 0 or big <= small:
-        return big  # saturated (or degenerate): more points add nothing
-    # Power law through the two sizes; magnitude grows more slowly than that as n rises,
-    # so clip to [big, n] (magnitude is monotone under inclusion and at most n).
-    slope = np.log(big / small) / np.log(max_size / (max_size // 2))
-    return float(np.clip(big * (n / max_size) ** slope, big, n))
-
-
 def group_magnitude(
     X: NDArray[np.floating],
     groups: NDArray[np.integer],
@@ -315,7 +237,7 @@ def group_magnitude(
     (n_groups,) float64
         0.0 for an empty group.
     """
-    _check_scale(t)
+    check_scale(t)
     if not 4 <= max_size <= MAX_EXACT_POINTS:
         msg = f"group max_size = {max_size} must lie in [4, {MAX_EXACT_POINTS}]"
         raise ConfigError(msg)
@@ -342,5 +264,5 @@ def group_magnitude(
         if rows.size <= max_size:
             out[g] = magnitude(arr[rows], t)
         else:
-            out[g] = _extrapolated_magnitude(arr[rows], t, max_size, rng)
+            out[g] = extrapolated_magnitude(arr[rows], t, max_size, rng)
     return out

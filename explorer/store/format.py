@@ -57,6 +57,15 @@ ARRAYS: dict[str, dict[str, ArraySpec]] = {
         "indices": ArraySpec("int32", ("n", "k"), "neighbours, nearest first; column 0 is self"),
         "distances": ArraySpec("float32", ("n", "k"), "distances to them; column 0 is 0"),
     },
+    "outliers": {
+        "outlier": ArraySpec(
+            "float32", ("n",), "score 'outlier': mean weight beside random samples (points, groups)"
+        ),
+        "outlier_local": ArraySpec(
+            "float32", ("n",), "score 'outlier_local': kNN spread, the local weighting vector"
+        ),
+        "scales": ArraySpec("float64", ("r",), "the scale t of each of the r random samples"),
+    },
     "thumbs": {
         "cell": ArraySpec("int32", ("n",), "sprite cell of each point (sheet*per_sheet+slot), -1"),
     },

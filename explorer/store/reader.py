@@ -23,6 +23,7 @@ from explorer.errors import (
     StoreIncompleteError,
     StoreVersionError,
 )
+from explorer.magnitude import SELECTION_EXACT_LIMIT, SelectionMagnitude, selection_magnitude
 from explorer.store.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -216,8 +217,21 @@ class Store:
         return self._provided("scores", name)
 
     def global_intrinsic_dimension(self) -> float:
-        """The dataset's intrinsic dimension (MacKay–Ghahramani MLE over all points)."""
-        return float(self.stage("intrinsic")["summary"]["global_mle"])
+        """The dataset's intrinsic dimension, bias-corrected (``global_mle`` is the raw MLE)."""
+        summary = self.stage("intrinsic")["summary"]
+        return float(summary.get("global_corrected", summary["global_mle"]))
+
+    def magnitude(
+        self, rows: NDArray[np.integer], *, max_exact: int = SELECTION_EXACT_LIMIT, seed: int = 0
+    ) -> SelectionMagnitude:
+        """Effective number of distinct points among ``rows`` (metric-space magnitude).
+
+        At the outliers stage's scale t (the one the hierarchy's node magnitudes use): exact
+        up to ``max_exact`` rows, above that extrapolated from a random sample of
+        ``max_exact`` rows, as the result's ``sample_size`` and ``exact`` say.
+        """
+        t = float(self.stage("outliers")["summary"]["scale"])
+        return selection_magnitude(self.vectors(), rows, t, max_exact=max_exact, seed=seed)
 
     # -- hierarchy and slices -----------------------------------------------------------
     def hierarchy(self) -> pd.DataFrame:

@@ -80,7 +80,7 @@ def test_lasso_equals_brute_force(app: ExplorerApp, resources: StoreResources, s
 def test_filters_restrict_drawing_and_selecting(
     app: ExplorerApp, resources: StoreResources
 ) -> None:
-    widget = app.filters.add_filter("label")
+    widget = app.pane("filters").add_filter("label")
     widget.value = ["b"]
     labels = resources.column("label")
     assert app.state.filters == {"label": ["b"]}
@@ -89,42 +89,46 @@ def test_filters_restrict_drawing_and_selecting(
     assert set(labels[app.state.selection]) == {"b"}
     assert app.map.last_result is not None
     assert app.map.last_result.frame.n_in_view == int((labels == "b").sum())
-    size = app.filters.add_filter("size")
+    size = app.pane("filters").add_filter("size")
     with param.edit_constant(size):  # what releasing the slider does
         size.value_throttled = (0.0, 0.5)
     sizes = resources.column("size")
     assert app.state.n_selectable == int(((labels == "b") & (sizes <= 0.5)).sum())
-    app.filters.remove_filter("label")
+    app.pane("filters").remove_filter("label")
     assert list(app.state.filters) == ["size"]
     # state -> widgets (as a shared link does)
     app.state.filters = {"prediction": ["a"]}
-    assert app.filters.widgets["prediction"].value == ["a"]
+    assert app.pane("filters").widgets["prediction"].value == ["a"]
 
 
 def test_panes_follow_the_selection(app: ExplorerApp) -> None:
     app.state.select(np.arange(50, 120))
-    assert "70 of 600 points selected" in app.controls.count.object
-    assert app.export.download.label == "Download 70 selected points"
-    assert not app.export.download.disabled
-    assert "Selection: 70 points" in app.selection_pane.header.object
-    assert "error rate" in app.selection_pane.header.object
-    assert app.selection_pane.gallery.object.count("<img") == 60
-    app.controls.clear_button.clicks += 1
+    assert "70 of 600 points selected" in app.pane("controls").count.object
+    assert app.pane("export").download.label == "Download 70 selected points"
+    assert not app.pane("export").download.disabled
+    assert "Selection: 70 points" in app.pane("selection").header.object
+    assert "error rate" in app.pane("selection").header.object
+    gallery = app.pane("selection").gallery
+    assert len(gallery.rows) == 48
+    assert len(gallery.images.data["url"]) == 48  # every tiny point has a thumbnail
+    gallery.pick(3)  # a click on a thumbnail pins its point and centres the map on it
+    assert app.state.pinned == gallery.rows[3] == app.state.centre
+    app.pane("controls").clear_button.clicks += 1
     assert app.state.n_selected == 0
-    assert app.export.download.disabled
-    app.controls.invert_button.clicks += 1
+    assert app.pane("export").download.disabled
+    app.pane("controls").invert_button.clicks += 1
     assert app.state.n_selected == 600
 
 
 def test_widgets_write_the_state(app: ExplorerApp) -> None:
-    app.controls.color_select.value = "size"
+    app.pane("controls").color_select.value = "size"
     assert app.state.color_by == "size"
     assert app.map.figure.right[0].visible  # the colour bar
     app.state.color_by = "trust:umap"
-    assert app.controls.color_select.value == "trust:umap"
-    app.controls.color_select.value = ""
+    assert app.pane("controls").color_select.value == "trust:umap"
+    app.pane("controls").color_select.value = ""
     assert app.state.color_by == ""
-    app.controls.mode.value = "add"
+    app.pane("controls").mode.value = "add"
     assert app.state.select_mode == "add"
 
 
@@ -133,11 +137,11 @@ def test_pin_shows_neighbours(app: ExplorerApp, resources: StoreResources) -> No
     idx, _ = resources.neighbors(10)
     assert 10 not in idx.tolist()
     assert idx.size > 0
-    assert "nearest neighbours" in app.details.card.object
+    assert "nearest neighbours" in app.pane("details").card.object
     assert len(app.map._map.neighbours.data["x"]) == idx.size
     assert app.map.last_result is not None
     assert app.map.last_result.frame.n_highlight_in_view == idx.size + 1
-    app.details.select_button.clicks += 1
+    app.pane("details").select_button.clicks += 1
     assert app.state.selection.tolist() == sorted([10, *idx.tolist()])
 
 
@@ -145,20 +149,20 @@ def test_metadata_is_escaped(app: ExplorerApp, resources: StoreResources) -> Non
     rows = np.flatnonzero(resources.column("note") == XSS)
     assert rows.size
     app.state.hovered = int(rows[0])
-    assert XSS not in app.details.card.object
-    assert "&lt;script&gt;" in app.details.card.object
+    assert XSS not in app.pane("details").card.object
+    assert "&lt;script&gt;" in app.pane("details").card.object
     app.state.select(rows)
-    assert XSS not in app.selection_pane.gallery.object + app.selection_pane.stats.object
+    assert XSS not in app.pane("selection").stats.object
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 def test_export_round_trip(app: ExplorerApp, resources: StoreResources, fmt: str) -> None:
     rows = np.arange(0, 600, 7)
     app.state.select(rows)
-    app.export.format.value = fmt
-    app.export.with_coords.value = True
-    assert app.export.download.filename == f"selection.{fmt}"
-    data = app.export.export_file()
+    app.pane("export").format.value = fmt
+    app.pane("export").with_coords.value = True
+    assert app.pane("export").download.filename == f"selection.{fmt}"
+    data = app.pane("export").export_file()
     assert data is not None
     back = {
         "parquet": pd.read_parquet,
@@ -176,17 +180,17 @@ def test_save_and_load(tiny_store: Path, tmp_path: Path) -> None:
     res = StoreResources(Store(store))
     a, b = build_app(res), build_app(res)
     a.state.select([1, 2, 3])
-    assert a.export.save("bad/name") is None
-    assert "invalid selection name" in a.export.last_message
-    assert a.export.save("three points") == "three points"
-    assert a.state.selection_name == "three points"
+    assert a.pane("export").save("bad/name") is None
+    assert "invalid selection name" in a.pane("export").last_message
+    assert a.pane("export").save("three points") == "three points"
+    assert a.state.selection_ref == "saved:three points"
     b.state.select([4, 5])
-    assert b.export.save("two") == "two"
+    assert b.pane("export").save("two") == "two"
     assert res.store.selections() == ["three points", "two"]
     b.state.clear_selection()
-    assert b.export.load("three points")
+    assert b.pane("export").load("three points")
     assert b.state.selection.tolist() == [1, 2, 3]
-    assert b.state.selection_name == "three points"
+    assert b.state.selection_ref == "saved:three points"
     assert a.state.selection.tolist() == [1, 2, 3]
 
 

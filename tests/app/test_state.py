@@ -112,11 +112,11 @@ def test_filters_given_at_construction_apply() -> None:
 
 def test_saved_name_is_forgotten_on_change() -> None:
     state = make_state()
-    state.select([1, 2], name="mine")
-    assert state.selection_name == "mine"
-    assert state.view()["selection_name"] == "mine"
+    state.select([1, 2], ref="saved:mine")
+    assert state.selection_ref == "saved:mine"
+    assert state.view()["selection_ref"] == "saved:mine"
     state.select([3], mode="add")
-    assert state.selection_name == ""
+    assert state.selection_ref == ""
 
 
 def test_two_states_are_independent() -> None:

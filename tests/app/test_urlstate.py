@@ -27,7 +27,7 @@ def test_round_trip(app: ExplorerApp) -> None:
     state = app.state
     state.param.update(layout="umap", color_by="size")
     state.filters = {"label": ["a", "c"], "size": (0.25, 0.75)}
-    state.select([1, 2], name="my pick")
+    state.select([1, 2], ref="saved:my pick")
     search = query_string(view_query(state))
     assert search.startswith("?")
     other = ExplorerState(
@@ -41,7 +41,7 @@ def test_round_trip(app: ExplorerApp) -> None:
         "layout": "umap",
         "color_by": "size",
         "filters": {"label": ["a", "c"], "size": (0.25, 0.75)},
-        "selection_name": "my pick",
+        "selection_ref": "saved:my pick",
     }
 
 
@@ -54,7 +54,7 @@ def test_density_colour_round_trips(app: ExplorerApp) -> None:
 def test_bad_links_are_reported(app: ExplorerApp) -> None:
     query = as_query("?layout=tsne&color_by=%3Cscript%3E&filters=%7Bnot%20json&selection=x")
     updates, problems = parse_view(query, app.state)
-    assert updates == {"selection_name": "x"}
+    assert updates == {"selection_ref": "saved:x"}
     assert len(problems) == 3
     updates, problems = parse_view({"filters": ['{"size": [1, 0], "label": {"a": 1}}']}, app.state)
     assert "filters" not in updates
@@ -64,13 +64,18 @@ def test_bad_links_are_reported(app: ExplorerApp) -> None:
 def test_bind_location_applies_and_mirrors(app: ExplorerApp) -> None:
     location = FakeLocation('?color_by=prediction&filters={"label":["b"]}&selection=saved-one')
     loaded: list[str] = []
+
+    def select(ref: str) -> int:
+        loaded.append(ref)
+        return 0
+
     problems: list[str] = []
-    bind_location(app.state, location, on_problem=problems.append, load_selection=loaded.append)
+    bind_location(app.state, location, on_problem=problems.append, select=select)
     assert app.state.color_by == "prediction"
     assert app.state.filters == {"label": ["b"]}
     assert app.state.mask is not None
     assert int(app.state.mask.sum()) == 200
-    assert loaded == ["saved-one"]
+    assert loaded == ["saved:saved-one"]
     assert problems == []
     app.state.color_by = "size"
     assert as_query(location.search)["color_by"] == ["size"]

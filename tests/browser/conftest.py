@@ -64,12 +64,11 @@ def free_port() -> int:
     return port
 
 
-@pytest.fixture(scope="session")
-def served(tiny_store: Path) -> Iterator[Served]:
-    """``build_app(tiny_store)`` served in a thread, recording every session's app."""
+def _serving(store: Path) -> Iterator[Served]:
+    """``build_app(store)`` served in a thread, recording every session's app."""
     port = free_port()
     result = Served(f"http://localhost:{port}/")
-    server = serve(tiny_store, port=port, show=False, threaded=True, on_app=result.apps.append)
+    server = serve(store, port=port, show=False, threaded=True, on_app=result.apps.append)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -81,6 +80,12 @@ def served(tiny_store: Path) -> Iterator[Served]:
             time.sleep(0.1)
     yield result
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def served(tiny_store: Path) -> Iterator[Served]:
+    """The app over the tiny store."""
+    yield from _serving(tiny_store)
 
 
 def wait_until(check: Callable[[], Any], page: Page, timeout: float = 15.0) -> Any:
@@ -134,3 +139,37 @@ def artifact(name: str) -> Path:
     """Where a screenshot goes (``test-artifacts/`` at the repository root)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits sample (1,797 images, labels, predictions) built once by the pipeline."""
+    from explorer.datasets.digits import make_digits_sample
+    from explorer.ingest.dataset import InputSpec
+    from explorer.pipeline.runner import build_store
+    from tests.helpers import TINY_CONFIG
+
+    folder = tmp_path_factory.mktemp("digits")
+    path = make_digits_sample(folder)
+    spec = InputSpec(path=path, id="id", label="label", prediction="prediction",
+                     image_col="image", image_root=folder)  # fmt: skip
+    out = folder / "digits.store"
+    build_store(spec, out, TINY_CONFIG, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def served_digits(digits_store: Path) -> Iterator[Served]:
+    """The app over the digits sample."""
+    yield from _serving(digits_store)
+
+
+def click_data(page: Page, figure_id: str, x: float, y: float) -> None:
+    """Click the point ``(x, y)`` (data coordinates) of any Bokeh figure on the page."""
+    js = """([id, x, y]) => {
+        const v = Bokeh.index.query_one((w) => w.model.id == id);
+        const r = v.canvas_view.el.getBoundingClientRect();
+        return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
+    }"""
+    sx, sy = page.evaluate(js, [figure_id, float(x), float(y)])
+    page.mouse.click(float(sx), float(sy))

@@ -51,7 +51,7 @@ def test_round_trip(tiny_store: Path) -> None:
     assert trust.shape == (600,)
     assert 0.0 <= trust.min() <= trust.max() <= 1.0
     assert store.roles["label"] == "label"
-    assert store.scores == ["trust:umap", "lid", "outlier"]
+    assert store.scores == ["trust:umap", "lid", "outlier", "outlier_local"]
     # the planted far outlier (the last row) is the top outlier
     assert int(np.argmax(store.score("outlier"))) == 599
     assert 3.0 < store.global_intrinsic_dimension() < 9.0

@@ -10,6 +10,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import SELECT_MODES, ExplorerState
 
@@ -45,10 +46,15 @@ class ControlsPane(Viewer):
         self.clear_button.on_click(lambda _: self.state.clear_selection("controls"))
         self.invert_button.on_click(lambda _: self.state.invert_selection("controls"))
         self.count = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self.labels_switch = pn.widgets.Checkbox.from_param(  # type: ignore[no-untyped-call]
+            self.state.param.show_labels, label="cluster names on the map",
+            visible=resources.hierarchy.available,
+        )  # fmt: skip
         self._on_selection()
         self._panel = pn.Column(
             self.layout_select,
             self.color_select,
+            self.labels_switch,
             markup.html_pane(
                 markup.note("Box / lasso on the map (toolbar, right):"), margin=(5, 10, 0, 10)
             ),
@@ -72,3 +78,9 @@ class ControlsPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="controls", title="View", region="sidebar",
+    make=lambda res, state: ControlsPane(res, state=state),
+)  # fmt: skip

@@ -12,6 +12,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 
@@ -45,7 +46,7 @@ class DetailsPane(Viewer):
     def point_view(self, row: int, heading: str) -> markup.PointView:
         """What the card shows about ``row``."""
         return markup.PointView(
-            heading=f"{heading}: {self._res.label_of(row)}",
+            heading=f"{heading}: {self._res.heading(row)}",
             record=self._res.record(row),
             thumbnail=self._res.thumbnail(row),
             text=self._res.text(row),
@@ -75,3 +76,9 @@ class DetailsPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="details", title="Point", region="aside",
+    make=lambda res, state: DetailsPane(res, state=state),
+)  # fmt: skip

@@ -19,6 +19,9 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import in_worker
+from explorer.app.pane import PaneSpec
+from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 from explorer.errors import ExplorerError
@@ -54,7 +57,8 @@ class ExportPane(Viewer):
         self.with_coords = pn.widgets.Checkbox(label="include 2-D coordinates (every layout)")
         self.with_vectors = pn.widgets.Checkbox(label="include the vectors")
         self.download = pn.widgets.FileDownload(  # type: ignore[no-untyped-call]
-            callback=self.export_file, filename="selection.parquet", label="Download selection",
+            callback=self._export_file_async, filename="selection.parquet",
+            label="Download selection",
             color="primary", sizing_mode="stretch_width", disabled=True,
         )  # fmt: skip
         self.format.param.watch(self._on_format, "value")
@@ -98,6 +102,11 @@ class ExportPane(Viewer):
         self.last_message = f"exported {self.state.n_selected:,} points"
         return io.BytesIO(data)
 
+    async def _export_file_async(self) -> io.BytesIO | None:
+        """The download's callback: the file is built in a worker thread, so exporting a
+        million rows does not stall the other sessions of this server."""
+        return await in_worker(self.export_file)
+
     def _on_format(self, event: param.parameterized.Event) -> None:
         if event.new in FORMATS:
             self.download.filename = f"selection.{event.new}"
@@ -127,7 +136,7 @@ class ExportPane(Viewer):
             self._report("error", f"Could not save {name!r}: {exc}")
             return None
         self.refresh_saved(select=saved)
-        self.state.selection_name = saved
+        self.state.selection_ref = f"saved:{saved}"
         self._report("success", f"Saved {self.state.n_selected:,} points as {saved!r}")
         return saved
 
@@ -136,8 +145,7 @@ class ExportPane(Viewer):
         if not name or name == NO_SAVED:
             return False
         try:
-            rows = self._res.store.selection(name)
-            self.state.select(rows, source="saved", mode="replace", name=name)
+            select_ref(self.state, self._res, f"saved:{name}", origin="saved", mode="replace")
         except (ExplorerError, ValueError) as exc:
             self._report("error", f"Could not load {name!r}: {exc}")
             return False
@@ -164,3 +172,9 @@ class ExportPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="export", title="Export & save", region="sidebar",
+    make=lambda res, state: ExportPane(res, state=state),
+)  # fmt: skip

@@ -16,6 +16,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 
@@ -121,3 +122,9 @@ class FiltersPane(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="filters", title="Filters", region="sidebar",
+    make=lambda res, state: FiltersPane(res, state=state),
+)  # fmt: skip

@@ -25,8 +25,11 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import on_loop, run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure, palette_of
+from explorer.app.mapmarks import MapMarks
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
 from explorer.app.state import ExplorerState
 from explorer.render.hittest import points_in_box, points_in_polygon
@@ -36,7 +39,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (800, 600)
 PICK_RADIUS_PX = 8  # how close (in pixels) the cursor must be to hover or pin a point
-VIEW_DEBOUNCE_MS = 120  # range changes while dragging: render when they pause
+VIEW_DEBOUNCE_MS = 120
+LEGEND_WIDTH = 150
+# state parameter -> the map's handler (run under the document lock, see __init__)
+STATE_HANDLERS = {
+    "layout": "_on_layout", "color_by": "_on_color", "show_labels": "_update_labels",
+    "centre": "_on_centre", "pinned": "_on_pinned", "hovered": "_on_hovered",
+}  # fmt: skip  # range changes while dragging: render when they pause
 
 
 class MapPane(Viewer):
@@ -52,6 +61,7 @@ class MapPane(Viewer):
         layout = self.state.layout
         self._view = resources.extent(layout)
         self._map = make_map_figure(self._view)
+        self._marks = MapMarks(resources, self._map)
         self._map.disk.visible = layout == DISK_LAYOUT
         self.figure = self._map.fig
         self.legend = markup.html_pane("", margin=(5, 10))
@@ -69,13 +79,27 @@ class MapPane(Viewer):
         for rng in (self._map.x_range, self._map.y_range):
             rng.on_change("start", self._on_range_change)
             rng.on_change("end", self._on_range_change)
+        # State changes may come from a widget callback that runs without the document
+        # lock; Bokeh models must change under it, so these handlers run on the next tick.
+        for name, handler in STATE_HANDLERS.items():
+            self.state.param.watch(functools.partial(self._deferred, handler), [name])
         fig.on_change("inner_width", self._on_resize)
         fig.on_change("inner_height", self._on_resize)
         plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
             self.figure, sizing_mode="stretch_both", min_height=420
         )
-        self._panel = pn.Column(self._status, plot, sizing_mode="stretch_both", min_height=460)
+        self.legend.param.update(width=LEGEND_WIDTH, sizing_mode="fixed")
+        legend = pn.Column(
+            self.legend, width=LEGEND_WIDTH, scroll=True, sizing_mode="stretch_height"
+        )
+        self._panel = pn.Column(
+            self._status,
+            pn.Row(plot, legend, sizing_mode="stretch_both"),
+            sizing_mode="stretch_both",
+            min_height=460,
+        )
         self._layout_marks()
+        self._update_labels()
         self._update_color_key()
         self._draw_now()
 
@@ -88,12 +112,21 @@ class MapPane(Viewer):
         return (w, h) if w > 0 and h > 0 else DEFAULT_SIZE
 
     def _highlight(self) -> NDArray[np.int64] | None:
+        if self.state.flag_low_trust:
+            return self._low_trust()
         if self.state.n_selected:
             return self.state.selection
         if self.state.pinned is not None:
             nbrs, _ = self._res.neighbors(self.state.pinned)
             return np.unique(np.append(nbrs, self.state.pinned))
         return None
+
+    def _low_trust(self) -> NDArray[np.int64] | None:
+        """Rows whose trust in the current layout is below the threshold (None: no score)."""
+        name = f"trust:{self.state.layout}"
+        if name not in self._res.store.scores:
+            return None
+        return np.flatnonzero(self._res.values(name) < self.state.trust_threshold).astype(np.int64)
 
     def request(self) -> FrameRequest:
         """A snapshot of everything the next frame depends on."""
@@ -168,7 +201,12 @@ class MapPane(Viewer):
         ms = result.render_ms + result.encode_ms
         shown = f"{frame.n_in_view:,} points in view"
         if frame.n_highlight_in_view:
-            shown += f", {frame.n_highlight_in_view:,} highlighted"
+            what = (
+                "low-trust"
+                if req.highlight is not None and self.state.flag_low_trust
+                else ("highlighted")
+            )
+            shown += f", {frame.n_highlight_in_view:,} {what}"
         self._status.object = markup.note(
             f"{shown} · frame {ms:.0f} ms, {result.png_bytes / 1024:.0f} KB"
         )
@@ -181,6 +219,9 @@ class MapPane(Viewer):
             self.legend.object = markup.note(f"density: {lo:,.0f}–{hi:,.0f} points per pixel")
         self.param.update(frames_drawn=self.frames_drawn + 1, last_frame_ms=ms)
 
+    def _deferred(self, handler: str, *_: Any) -> None:
+        on_loop(self._served_doc(), getattr(self, handler))
+
     # -- browser events ----------------------------------------------------------------
     def _on_ranges_update(self, event: events.Event) -> None:
         if not isinstance(event, events.RangesUpdate):
@@ -190,6 +231,7 @@ class MapPane(Viewer):
         x0, x1, y0, y1 = float(event.x0), float(event.x1), float(event.y0), float(event.y1)
         if x1 > x0 and y1 > y0:
             self._view = (x0, x1, y0, y1)
+            self._update_labels()
             self.redraw()
 
     def _on_range_change(self, attr: str, old: Any, new: Any) -> None:
@@ -200,6 +242,7 @@ class MapPane(Viewer):
         x0, x1, y0, y1 = (float(v) for v in values)  # type: ignore[arg-type]
         if x1 > x0 and y1 > y0 and (x0, x1, y0, y1) != self._view:
             self._view = (x0, x1, y0, y1)
+            self._update_labels()
             self.redraw(VIEW_DEBOUNCE_MS)
 
     def _on_resize(self, attr: str, old: Any, new: Any) -> None:
@@ -232,22 +275,38 @@ class MapPane(Viewer):
             self.select_geometry(dict(event.geometry))
 
     def select_geometry(self, geometry: dict[str, Any]) -> None:
-        """Select the points inside a Bokeh selection geometry (rect or poly)."""
+        """Select the points inside a Bokeh selection geometry (rect or poly).
+
+        The hit-test runs in a worker thread when served (at 10M points it would stall
+        every session's event loop), and the selection is set back on the loop.
+        """
         index = self._res.index(self.state.layout)
         mask = self.state.mask
         if geometry.get("type") == "rect":
             g = geometry
-            rows = points_in_box(index, g["x0"], g["x1"], g["y0"], g["y1"], mask=mask)
+            box = (float(g["x0"]), float(g["x1"]), float(g["y0"]), float(g["y1"]))
+
+            def work() -> NDArray[np.int64]:
+                return points_in_box(index, *box, mask=mask)
+
         elif geometry.get("type") == "poly":
             px = np.asarray(geometry["x"], np.float64)
             py = np.asarray(geometry["y"], np.float64)
-            rows = points_in_polygon(index, px, py, mask=mask)
+
+            def work() -> NDArray[np.int64]:
+                return points_in_polygon(index, px, py, mask=mask)
+
         else:
             return
-        self.state.select(rows, source="map")
+        run_then(self._served_doc(), work, lambda rows: self.state.select(rows, source="map"),
+                 self._report_error)  # fmt: skip
+
+    def _report_error(self, error: Exception) -> None:
+        if pn.state.notifications is not None:
+            message = markup.esc(f"Could not select: {error}")
+            pn.state.notifications.error(message, duration=8000)  # type: ignore[no-untyped-call]
 
     # -- state → figure ----------------------------------------------------------------
-    @param.depends("state.layout", watch=True)
     def _on_layout(self) -> None:
         layout = self.state.layout
         self._view = self._res.extent(layout)
@@ -255,52 +314,50 @@ class MapPane(Viewer):
         self._map.disk.visible = layout == DISK_LAYOUT
         self._map.bounds.data = {"x": [x0, x1], "y": [y0, y1]}  # resets the browser's view
         self._layout_marks()
+        self._update_labels()
         self.redraw()
 
-    @param.depends("state.color_by", watch=True)
     def _on_color(self) -> None:
         self._update_color_key()
         self.redraw()
 
-    @param.depends("state.mask", "state.selection", watch=True)
+    @param.depends("state.mask", "state.selection", "state.flag_low_trust",
+                   "state.trust_threshold", watch=True)  # fmt: skip
     def _on_points(self) -> None:
         self.redraw()
 
-    @param.depends("state.pinned", watch=True)
+    def _update_labels(self) -> None:
+        self._marks.labels(self.state.layout, self._view, visible=self.state.show_labels)
+
+    def _on_centre(self) -> None:
+        """Move the view to centre the requested point, zooming in from a far view."""
+        row = self.state.centre
+        if row is None:
+            return
+        x, y = (float(v) for v in self._res.index(self.state.layout).coords[row])
+        if not (np.isfinite(x) and np.isfinite(y)):
+            return
+        fx0, fx1, _, _ = self._res.extent(self.state.layout)
+        x0, x1, y0, y1 = self._view
+        w, h = x1 - x0, y1 - y0
+        if w > 0.5 * (fx1 - fx0):  # a view of (nearly) everything: zoom in to see the point
+            w, h = w / 5, h / 5
+        self._view = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
+        self._map.x_range.update(start=self._view[0], end=self._view[1])
+        self._map.y_range.update(start=self._view[2], end=self._view[3])
+        self._update_labels()
+        self.redraw()
+
     def _on_pinned(self) -> None:
         self._layout_marks()
         if not self.state.n_selected:
             self.redraw()
 
-    @param.depends("state.hovered", watch=True)
     def _on_hovered(self) -> None:
-        self._map.hovered.data = self._xy(
-            [] if self.state.hovered is None else [self.state.hovered]
-        )
-
-    def _xy(self, rows: list[int] | NDArray[np.int64]) -> dict[str, Any]:
-        coords = self._res.index(self.state.layout).coords
-        pts = np.asarray(coords[np.asarray(rows, np.int64)], np.float64).reshape(-1, 2)
-        return {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist()}
+        self._marks.hovered(self.state.layout, self.state.hovered)
 
     def _layout_marks(self) -> None:
-        pinned = self.state.pinned
-        if pinned is None:
-            nbrs: NDArray[np.int64] = np.zeros(0, np.int64)
-            self._map.pinned.data = self._xy([])
-        else:
-            nbrs, _ = self._res.neighbors(pinned)
-            self._map.pinned.data = self._xy([pinned])
-        ends = self._xy(nbrs)
-        self._map.neighbours.data = ends
-        if pinned is None:
-            self._map.links.data = {"xs": [], "ys": []}
-        else:
-            px, py = self._xy([pinned])["x"][0], self._xy([pinned])["y"][0]
-            self._map.links.data = {
-                "xs": [[px, x] for x in ends["x"]],
-                "ys": [[py, y] for y in ends["y"]],
-            }
+        self._marks.pinned(self.state.layout, self.state.pinned)
         self._on_hovered()
 
     def _update_color_key(self) -> None:
@@ -318,3 +375,9 @@ class MapPane(Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """The map and its status line (the legend is ``self.legend``, placed by the shell)."""
         return self._panel
+
+
+PANE = PaneSpec(
+    name="map", title="Map", region="map",
+    make=lambda res, state: MapPane(res, state=state),
+)  # fmt: skip

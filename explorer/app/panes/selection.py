@@ -1,8 +1,10 @@
 """The selection pane: how many points, how they differ from the whole, and a sample of them.
 
-For each categorical column: its top values in the selection against their share overall;
-with a label and a prediction, the error rate in the selection and overall; and a grid of
-up to ``GRID_SIZE`` thumbnails (or text snippets) spread evenly over the selection.
+For every categorical column: its top values in the selection against their share overall;
+for every numeric column and score: its median in the selection and overall; with a label
+and a prediction, the error rate in the selection and overall; and a grid of up to
+``GRID_SIZE`` thumbnails (or text snippets) spread evenly over the selection, each of which
+pins its point when clicked. The statistics are computed off the event loop.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import run_then, served_document
+from explorer.app.charts import Gallery
+from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 
-GRID_SIZE = 60
+GRID_SIZE = 48
 TOP_VALUES = 5
-MAX_COLUMNS = 6
 EMPTY_HINT = "Nothing selected yet: drag a box or a lasso on the map (tools at its right)."
 
 
@@ -36,11 +40,15 @@ class SelectionPane(Viewer):
         self._res = resources
         self.header = markup.html_pane("", sizing_mode="stretch_width")
         self.stats = markup.html_pane("", sizing_mode="stretch_width")
-        self.gallery = markup.html_pane("", sizing_mode="stretch_width")
+        self.gallery = Gallery(self.pick, columns=8, cell=56, height=330)
+        self.gallery_note = markup.html_pane("", sizing_mode="stretch_width")
         self._panel = pn.Column(
             self.header,
-            pn.Row(self.stats, self.gallery, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+            self.gallery_note,
+            pn.pane.Bokeh(self.gallery.figure, sizing_mode="stretch_width"),  # type: ignore[no-untyped-call]
+            self.stats,
+            sizing_mode="stretch_both",
+            scroll=True,
         )
         self._update()
 
@@ -74,34 +82,70 @@ class SelectionPane(Viewer):
             return sel
         return sel[np.linspace(0, sel.size - 1, GRID_SIZE).astype(np.int64)]
 
+    def numeric_medians(self) -> list[tuple[str, float, float]]:
+        """(column or score, median in the selection, median overall) for every numeric one."""
+        sel = self.state.selection
+        out = []
+        for name in [*self._res.names_of("numeric"), *self._res.store.scores]:
+            values = self._res.values(name)
+            overall, chosen = values[np.isfinite(values)], values[sel]
+            chosen = chosen[np.isfinite(chosen)]
+            out.append((
+                name,
+                float(np.median(chosen)) if chosen.size else float("nan"),
+                float(np.median(overall)) if overall.size else float("nan"),
+            ))  # fmt: skip
+        return out
+
+    def pick(self, row: int) -> None:
+        """Pin point ``row`` (a click on its thumbnail) and centre the map on it."""
+        self.state.pin(row, centre=True)
+
     @param.depends("state.selection", watch=True)
     def _update(self) -> None:
         n, total = self.state.n_selected, self.state.n_points
         if n == 0:
             self.header.object = markup.card(["<b>Selection</b> ", markup.esc(EMPTY_HINT)])
             self.stats.object = ""
-            self.gallery.object = ""
+            self.gallery_note.object = ""
+            self.gallery.show([])
             return
         parts = [f"<b>Selection: {n:,} points</b> ({n / max(total, 1):.1%} of {total:,})"]
         rates = self.error_rates()
         if rates is not None:
             parts.append(f" · error rate {rates[0]:.1%} (overall {rates[1]:.1%})")
-        if self.state.selection_name:
-            parts.append(f" · saved as <i>{markup.esc(self.state.selection_name)}</i>")
+        if self.state.selection_ref:
+            parts.append(f" · <i>{markup.esc(self.state.selection_ref)}</i>")
         self.header.object = markup.card(parts)
+        run_then(served_document(self.gallery.figure), self._summaries, self._show)
+
+    def _summaries(self) -> tuple[str, list[tuple[int, str | None, str, str]]]:
+        """The statistics' HTML and the gallery's items (in a worker thread when served)."""
+        n = self.state.n_selected
         tables = [
-            markup.value_table(c, self.top_values(c), n)
-            for c in self._res.names_of("categorical")[:MAX_COLUMNS]
+            markup.value_table(c, self.top_values(c), n) for c in self._res.names_of("categorical")
         ]
-        self.stats.object = markup.card(tables)
-        items = [
-            (self._res.label_of(int(r)), self._res.thumbnail(int(r)), self._res.text(int(r), 80))
-            for r in self.sample_rows()
-        ]
+        tables.append(markup.median_table(self.numeric_medians(), n))
+        items = []
+        for r in self.sample_rows():
+            row = int(r)
+            snippet = self._res.text(row, 60) or self._res.label_of(row)
+            items.append((row, self._res.thumbnail(row), snippet, self._res.label_of(row)))
+        return markup.card(tables), items
+
+    def _show(self, result: tuple[str, list[tuple[int, str | None, str, str]]]) -> None:
+        stats, items = result
+        self.stats.object = stats
+        n = self.state.n_selected
         shown = f"{len(items)} of {n:,}" if n > len(items) else f"all {n:,}"
-        self.gallery.object = markup.card(
-            [f'<div class="ex-muted">{shown} selected points</div>', markup.grid(items)]
-        )
+        self.gallery_note.object = markup.note(f"{shown} selected points (click one to pin it)")
+        self.gallery.show(items)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._panel
+
+
+PANE = PaneSpec(
+    name="selection", title="Selection", region="tabs",
+    make=lambda res, state: SelectionPane(res, state=state),
+)  # fmt: skip

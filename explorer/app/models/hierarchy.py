@@ -1,0 +1,176 @@
+"""The cluster tree as the treemap and the map's labels read it.
+
+Node members are a contiguous run of the stored ``order`` permutation
+(``order[start[i]:end[i]]``), so "how many selected points does each node hold" is one
+cumulative sum over the selection's flags in that order: O(n) for every node at once
+(about 30 ms at 10M points), instead of one intersection per node.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from explorer.app.models.cache import BoundedCache
+from explorer.render.treemap import children_index
+from explorer.store.reader import Store
+
+# What the treemap can colour cells by: label, node-table column, kind of colour scale.
+COLOR_CHOICES: dict[str, tuple[str, str]] = {
+    "error rate": ("error_rate", "numeric"),
+    "mean local ID": ("mean_local_dim", "numeric"),
+    "mean outlier score": ("mean_outlier", "numeric"),
+    "magnitude per point": ("magnitude_share", "numeric"),
+    "dominant label": ("dominant_label", "categorical"),
+}
+
+
+class HierarchyModel:
+    """Read-only access to the stored hierarchy: nodes, children, members, centres."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._members: BoundedCache[NDArray[np.int64]] = BoundedCache(64)
+        self._centres: BoundedCache[NDArray[np.float64]] = BoundedCache(8)
+
+    @property
+    def available(self) -> bool:
+        """Whether the store has a hierarchy."""
+        return self._store.has_stage("hierarchy")
+
+    @functools.cached_property
+    def nodes(self) -> pd.DataFrame:
+        """One row per node (node 0 is the root), with derived display columns."""
+        table = self._store.hierarchy().copy()
+        size = table["size"].to_numpy(np.float64)
+        if "magnitude" in table:
+            # Magnitude over size: 1 when every point is distinct, near 0 when they crowd.
+            table["magnitude_share"] = table["magnitude"].to_numpy(np.float64) / np.maximum(size, 1)
+        return table
+
+    @functools.cached_property
+    def _tree(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        return children_index(self.nodes["parent"].to_numpy())
+
+    @functools.cached_property
+    def _runs(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        order = np.asarray(self._store.array("hierarchy", "order"), np.int64)
+        start = np.asarray(self._store.array("hierarchy", "start"), np.int64)
+        end = np.asarray(self._store.array("hierarchy", "end"), np.int64)
+        return order, start, end
+
+    @property
+    def n_nodes(self) -> int:
+        """How many nodes the tree has."""
+        return len(self.nodes)
+
+    def has_node(self, node: int) -> bool:
+        """Whether ``node`` is a node of this tree."""
+        return 0 <= node < self.n_nodes
+
+    def children(self, node: int) -> NDArray[np.int64]:
+        """The node's children, in stored order (empty for a leaf)."""
+        order, offsets = self._tree
+        return order[offsets[node] : offsets[node + 1]]
+
+    def path(self, node: int) -> list[int]:
+        """Node ids from the root down to ``node`` (the breadcrumb)."""
+        parent = self.nodes["parent"].to_numpy()
+        out = [node]
+        while parent[out[-1]] >= 0:
+            out.append(int(parent[out[-1]]))
+        return out[::-1]
+
+    def row(self, node: int) -> dict[str, Any]:
+        """One node's stored values."""
+        record: dict[str, Any] = {str(k): v for k, v in self.nodes.iloc[node].items()}
+        return record
+
+    def name(self, node: int) -> str:
+        """A node's display name (untrusted text: escape it where it becomes HTML)."""
+        if node == 0:
+            return "all points"
+        value = self.nodes["name"].iloc[node] if "name" in self.nodes else ""
+        return str(value) if isinstance(value, str) and value else f"node {node}"
+
+    def members(self, node: int) -> NDArray[np.int64]:
+        """Sorted int64 rows of a node's points."""
+        return self._members.get(node, lambda: self._store.node_members(node))
+
+    def selected_counts(self, selected: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """(n_nodes,) how many of each node's points are flagged in ``selected`` (n,) bool."""
+        order, start, end = self._runs
+        csum = np.zeros(order.size + 1, np.int64)
+        np.cumsum(selected[order], out=csum[1:])
+        counts: NDArray[np.int64] = csum[end] - csum[start]
+        return counts
+
+    def representatives(self, node: int, count: int) -> NDArray[np.int64]:
+        """Up to ``count`` of the node's points nearest its centroid (nearest first)."""
+        if "representatives.npy" not in self._store.stage("hierarchy").get("files", {}):
+            return self.members(node)[:count]
+        reps = np.asarray(self._store.array("hierarchy", "representatives")[node], np.int64)
+        return reps[reps >= 0][:count]
+
+    def centres(self, coords: NDArray[np.floating], key: str) -> NDArray[np.float64]:
+        """(n_nodes, 2) mean position of each node's points in a layout (NaN when none)."""
+
+        def make() -> NDArray[np.float64]:
+            order, start, end = self._runs
+            xy = np.asarray(coords, np.float64)[order]
+            finite = np.isfinite(xy).all(axis=1)
+            xy[~finite] = 0.0
+            sums = np.zeros((order.size + 1, 2))
+            np.cumsum(xy, axis=0, out=sums[1:])
+            counts = np.concatenate([[0], np.cumsum(finite)])
+            n = (counts[end] - counts[start]).astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out: NDArray[np.float64] = (sums[end] - sums[start]) / n[:, None]
+            return out
+
+        return self._centres.get(key, make)
+
+    @property
+    def depth(self) -> NDArray[np.int64]:
+        """(n_nodes,) depth of each node (root 0)."""
+        return self.nodes["depth"].to_numpy(np.int64)
+
+    def overall_error_rate(self) -> float | None:
+        """The whole set's error rate (the root's), or None without labels."""
+        if "error_rate" not in self.nodes:
+            return None
+        value = float(self.nodes["error_rate"].iloc[0])
+        return value if np.isfinite(value) else None
+
+    def labels_in_view(
+        self,
+        coords: NDArray[np.floating],
+        key: str,
+        view: tuple[float, float, float, float],
+        max_labels: int = 12,
+    ) -> list[tuple[float, float, str]]:
+        """Names to draw on the map: the finest level with at most ``max_labels`` nodes
+        centred in ``view`` ``(x0, x1, y0, y1)``, as ``(x, y, name)``.
+
+        Zoomed out this gives the top clusters; zooming in brings finer ones, since fewer
+        nodes of each level are then in view.
+        """
+        centres = self.centres(coords, key)
+        x0, x1, y0, y1 = view
+        inside = (
+            (centres[:, 0] >= x0) & (centres[:, 0] <= x1)
+            & (centres[:, 1] >= y0) & (centres[:, 1] <= y1)
+        )  # fmt: skip
+        depth = self.depth
+        chosen: NDArray[np.int64] = np.zeros(0, np.int64)
+        for level in range(1, int(depth.max(initial=0)) + 1):
+            nodes = np.flatnonzero(inside & (depth == level))
+            if nodes.size > max_labels:
+                break
+            if nodes.size:
+                chosen = nodes
+        return [(float(centres[i, 0]), float(centres[i, 1]), self.name(int(i))) for i in chosen]

@@ -1,0 +1,43 @@
+"""The process's shared state: one ``StoreResources`` per store, and the warm-up that
+prepares the first session's work before any browser asks for it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from explorer.app.resources import StoreResources
+from explorer.render.raster import warm_up
+from explorer.store.reader import Store
+
+_registry: dict[Path, StoreResources] = {}
+_registry_lock = threading.Lock()
+_warm = threading.Event()
+
+
+def open_resources(path: str | Path) -> StoreResources:
+    """The process's shared resources for the store at ``path`` (opened once)."""
+    key = Path(path).resolve()
+    with _registry_lock:
+        res = _registry.get(key)
+        if res is None:
+            res = _registry[key] = StoreResources(Store(key))
+    return res
+
+
+def start_warm_up(resources: StoreResources | None = None) -> None:
+    """In a background thread, once per process: load the render kernels, then (given
+    ``resources``) build the first layout's index and the default colour, then read the
+    whole table, so the first browser session finds them ready."""
+    if _warm.is_set():
+        return
+    _warm.set()
+
+    def work() -> None:
+        warm_up()
+        if resources is not None:
+            layouts = resources.store.layouts
+            resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
+            _ = resources.table
+
+    threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

@@ -1,0 +1,209 @@
+"""The analytic panes, driven through their own methods: every selection is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.app.mapmarks import false_neighbours
+from explorer.app.refs import parse_ref, range_ref
+from explorer.app.registry import PANES, available_panes
+from explorer.app.resources import StoreResources
+from explorer.app.shell import ExplorerApp
+from explorer.app.urlstate import parse_view, query_string, view_query
+from tests.app.test_urlstate import FakeLocation, as_query
+
+
+def test_registry_builds_every_pane_the_store_feeds(app: ExplorerApp) -> None:
+    names = [spec.name for spec in PANES]
+    assert len(names) == len(set(names))
+    assert set(app.panes) == {spec.name for spec in available_panes(app.resources)}
+    for name in ("treemap", "slices", "outliers", "intrinsic", "trust", "selection", "map"):
+        assert name in app.panes
+
+
+def test_treemap_click_selects_exactly_the_node(
+    app: ExplorerApp, resources: StoreResources
+) -> None:
+    tree = app.pane("treemap")
+    store = resources.store
+    node = tree.shown[0]
+    tree.click(node)
+    assert app.state.selection.tolist() == store.node_members(node).tolist()
+    assert app.state.selection_ref == f"node:{node}"
+    # It had children: the treemap drilled into it and shows them.
+    kids = resources.hierarchy.children(node).tolist()
+    assert kids
+    assert app.state.focus_node == node
+    assert tree.shown == kids
+    # The band on each cell is the selected share: all of every child is selected.
+    cells = tree.cells.data
+    for bottom, top, band in zip(cells["bottom"], cells["top"], cells["band_top"], strict=True):
+        assert band == pytest.approx(top) or top == bottom
+    tree.click(kids[0])
+    assert app.state.selection.tolist() == store.node_members(kids[0]).tolist()
+    tree.go_up(0)  # the breadcrumb's root: back to the top, nothing selected
+    assert app.state.focus_node is None
+    assert app.state.n_selected == 0
+    assert tree.shown == resources.hierarchy.children(0).tolist()
+
+
+def test_treemap_outlines_error_hot_spots(app: ExplorerApp, resources: StoreResources) -> None:
+    tree = app.pane("treemap")
+    nodes = resources.hierarchy.nodes
+    rate = nodes["error_rate"].to_numpy()
+    hot = tree.hot(np.arange(len(nodes)))
+    # Label "b" is planted with 30% wrong predictions against ~2% elsewhere.
+    assert hot.any()
+    assert (rate[hot] >= 1.5 * rate[0]).all()
+    widths = dict(zip(tree.cells.data["node"], tree.cells.data["width"], strict=True))
+    for node, width in widths.items():
+        assert (width > 1) == bool(hot[node])
+
+
+def test_slice_row_selects_exactly_the_slice(app: ExplorerApp, resources: StoreResources) -> None:
+    pane = app.pane("slices")
+    assert len(pane.frame) == len(resources.store.slices())
+    for index in (0, 1, len(pane.frame) - 1):
+        name = pane.frame["name"].iloc[index]
+        n = pane.click(index)
+        assert app.state.selection.tolist() == resources.store.slice_members(name).tolist()
+        assert n == app.state.n_selected
+        assert app.state.selection_ref == f"slice:{name}"
+    pane.kind_filter.value = ["metadata"]
+    assert set(pane.frame["kind"]) == {"metadata"}
+
+
+def test_saved_selections_are_listed_and_selectable(app: ExplorerApp, tmp_path: object) -> None:
+    app.state.select(np.arange(10, 17))
+    assert app.pane("export").save("seven rows")
+    pane = app.pane("slices")
+    saved = pane.frame.index[pane.frame["kind"] == "saved"].tolist()
+    assert saved
+    app.state.clear_selection()
+    pane.click(saved[0])
+    assert app.state.selection.tolist() == list(range(10, 17))
+    assert app.state.selection_ref == "saved:seven rows"
+
+
+def test_id_brush_selects_exactly_the_points_in_range(
+    app: ExplorerApp, resources: StoreResources
+) -> None:
+    lid = np.asarray(resources.store.score("lid"))
+    lo, hi = np.percentile(lid, [30, 60])
+    n = app.pane("intrinsic").select_range(float(lo), float(hi))
+    expected = np.flatnonzero((lid >= lo) & (lid <= hi))
+    assert app.state.selection.tolist() == expected.tolist()
+    assert n == expected.size
+    medians = app.pane("intrinsic").medians.object
+    assert f"{np.median(lid[expected]):.2f}" in medians
+
+
+def test_outlier_threshold_selects_exactly_the_points_above(
+    app: ExplorerApp, resources: StoreResources
+) -> None:
+    score = np.asarray(resources.store.score("outlier"))
+    threshold = float(np.quantile(score, 0.9))
+    app.pane("outliers").select_above(threshold)
+    assert app.state.selection.tolist() == np.flatnonzero(score >= threshold).tolist()
+    assert app.pane("outliers").histogram.threshold.location == pytest.approx(threshold)
+
+
+def test_outlier_gallery_pins_and_centres(app: ExplorerApp, resources: StoreResources) -> None:
+    pane = app.pane("outliers")
+    score = np.asarray(resources.store.score("outlier"))
+    top = pane.gallery.rows
+    assert score[top[0]] == score.max()
+    assert score[top].tolist() == sorted(score[top].tolist(), reverse=True)
+    pane.gallery.pick(0)
+    assert app.state.pinned == top[0] == app.state.centre
+    x, y = resources.store.layout(app.state.layout)[top[0]]
+    x0, x1, y0, y1 = app.map._view
+    assert x0 < x < x1
+    assert y0 < y < y1
+    assert "Magnitude of all points" in pane.magnitude.object
+
+
+def test_trust_pane_and_low_trust_highlight(app: ExplorerApp, resources: StoreResources) -> None:
+    trust = np.asarray(resources.store.score(f"trust:{app.state.layout}"))
+    mean, low = app.pane("trust").stats()
+    assert mean == pytest.approx(trust.mean(), rel=1e-5)
+    assert low == pytest.approx(np.mean(trust < app.state.trust_threshold))
+    app.state.flag_low_trust = True
+    frame = app.map.last_result.frame
+    assert frame.n_highlight_in_view == int(np.sum(trust < app.state.trust_threshold))
+    app.state.trust_threshold = 0.0
+    assert app.map.last_result.frame.n_highlight_in_view == 0
+
+
+def test_pinned_point_shows_false_neighbours(app: ExplorerApp, resources: StoreResources) -> None:
+    row = 7
+    app.state.pin(row)
+    true, _ = resources.neighbors(row)
+    false = false_neighbours(resources.store.layout(app.state.layout), row, true)
+    assert not np.isin(false, true).any()
+    coords = np.asarray(resources.store.layout(app.state.layout), np.float64)
+    d = np.hypot(*(coords - coords[row]).T)
+    d[row] = np.inf
+    nearest = np.argsort(d, kind="stable")[: true.size]
+    assert sorted(false.tolist()) == sorted(set(nearest.tolist()) - set(true.tolist()))
+    assert len(app.map._map.false_neighbours.data["x"]) == false.size
+    card = app.pane("details").card.object
+    for label in ("layout trust (umap)", "local ID", "outlier score"):
+        assert label in card
+
+
+def test_cluster_labels_follow_the_zoom(app: ExplorerApp, resources: StoreResources) -> None:
+    labels = app.map._map.labels.data
+    tree = resources.hierarchy
+    assert len(labels["text"]) == tree.children(0).size  # zoomed out: the top clusters
+    node = int(tree.children(0)[0])
+    coords = np.asarray(resources.store.layout("umap"))
+    members = coords[tree.members(node)]
+    (xa, ya), (xb, yb) = members.min(axis=0), members.max(axis=0)
+    found = tree.labels_in_view(coords, "umap", (float(xa), float(xb), float(ya), float(yb)))
+    # Zoomed in on one top cluster: the names are those of finer clusters (depth 2).
+    finer = {tree.name(int(n)) for n in np.flatnonzero(tree.depth == 2)}
+    assert len(found) > 1
+    assert {name for _, _, name in found} <= finer
+    app.state.show_labels = False
+    assert app.map._map.labels.data["text"] == []
+
+
+def test_links_open_what_was_selected(app: ExplorerApp, resources: StoreResources) -> None:
+    slices = resources.store.slices()
+    name = slices["name"].iloc[0]
+    for ref in (f"slice:{name}", "node:1", range_ref("lid", 5.0, 7.5)):
+        app.select_ref(ref)
+        expected = app.state.selection.copy()
+        query = view_query(app.state)
+        kind = parse_ref(ref).kind
+        assert kind in query or (kind == "saved" and "selection" in query)
+        other = app.__class__(resources)
+        other.location = FakeLocation(query_string(query))
+        from explorer.app.urlstate import bind_location
+
+        bind_location(other.state, other.location, select=other.select_ref)
+        assert other.state.selection.tolist() == expected.tolist()
+        assert other.state.selection_ref == ref
+
+
+def test_bad_link_keeps_what_is_valid(app: ExplorerApp) -> None:
+    from explorer.app.urlstate import bind_location
+
+    search = (
+        '?layout=nope&color_by=size&filters={"label":["b"],"nope":["x"]}'
+        "&slice=no%20such%20slice&focus_node=1&flag_low_trust=maybe"
+    )
+    problems: list[str] = []
+    bind_location(app.state, FakeLocation(search), on_problem=problems.append,
+                  select=app.select_ref)  # fmt: skip
+    assert app.state.color_by == "size"
+    assert app.state.filters == {"label": ["b"]}  # the good filter survives the bad one
+    assert app.state.focus_node == 1
+    text = " ".join(problems)
+    for part in ("nope", "no such slice", "flag_low_trust"):
+        assert part in text
+    assert len(problems) == 4
+    updates, _ = parse_view(as_query("?node=abc"), app.state)
+    assert "selection_ref" not in updates

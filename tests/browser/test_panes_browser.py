@@ -1,0 +1,93 @@
+"""The analytic panes in headless Chromium on the digits sample: a click in any pane is the
+selection everywhere. Screenshots go to ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import numpy as np
+import pytest
+from playwright.sync_api import Page
+
+from explorer.app.shell import ExplorerApp
+from tests.browser.conftest import Served, artifact, click_data, open_app, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+def open_tab(page: Page, app: ExplorerApp, name: str, title: str) -> None:
+    page.get_by_text(title, exact=True).first.click()
+    wait_until(lambda: app.tabs.active == [s.name for s in app.specs if s.region == "tabs"]
+               .index(name), page)  # fmt: skip
+    page.wait_for_timeout(400)
+
+
+def click_cell(page: Page, app: ExplorerApp, index: int) -> None:
+    """Click the middle of treemap cell ``index``."""
+    tree = app.pane("treemap")
+    cells = tree.cells.data
+    x = (cells["left"][index] + cells["right"][index]) / 2
+    y = (cells["bottom"][index] + cells["top"][index]) / 2
+    click_data(page, tree.figure.id, x, y)
+
+
+def test_treemap_click_selects_and_drills(page: Page, served_digits: Served) -> None:
+    app = open_app(page, served_digits)
+    tree = app.pane("treemap")
+    wait_until(lambda: tree.shown, page)
+    sizes = app.resources.hierarchy.nodes["size"].to_numpy()
+    node = tree.shown[0]
+    click_cell(page, app, 0)
+    wait_until(lambda: app.state.n_selected == sizes[node], page)
+    assert app.state.selection.tolist() == app.resources.store.node_members(node).tolist()
+    # The map highlights exactly the node's points.
+    wait_until(
+        lambda: app.map.last_result.frame.n_highlight_in_view == sizes[node], page, timeout=20
+    )
+    assert app.state.focus_node == node  # drilled in: its children fill the treemap
+    wait_until(lambda: tree.shown == app.resources.hierarchy.children(node).tolist(), page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifact("browser-treemap-drilled.png")))
+    # The breadcrumb back to the top.
+    page.get_by_role("button", name="all points").click()
+    wait_until(lambda: app.state.focus_node is None, page)
+    wait_until(lambda: app.state.n_selected == 0, page)
+
+
+def test_top_slice_row_selects_the_slice(page: Page, served_digits: Served) -> None:
+    app = open_app(page, served_digits)
+    open_tab(page, app, "slices", "Slices")
+    pane = app.pane("slices")
+    first = pane.frame.iloc[0]
+    page.locator(".tabulator-row").first.click()
+    wait_until(lambda: app.state.selection_ref == f"slice:{first['name']}", page)
+    assert app.state.n_selected == int(first["size"])
+    members = app.resources.store.slice_members(first["name"])
+    assert app.state.selection.tolist() == members.tolist()
+    wait_until(lambda: "slice=" in (app.location.search or ""), page)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifact("browser-slices.png")))
+
+
+def test_outlier_click_pins_the_point(page: Page, served_digits: Served) -> None:
+    app = open_app(page, served_digits)
+    open_tab(page, app, "outliers", "Outliers")
+    pane = app.pane("outliers")
+    cells = pane.gallery.cells.data
+    click_data(page, pane.gallery.figure.id, cells["x"][0], cells["y"][0])
+    wait_until(lambda: app.state.pinned == pane.gallery.rows[0], page)
+    score = np.asarray(app.resources.store.score("outlier"))
+    assert score[app.state.pinned] == score.max()
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(artifact("browser-outliers.png")))
+
+
+def test_slice_link_opens_the_slice(page: Page, served_digits: Served) -> None:
+    app0 = open_app(page, served_digits)
+    slices = app0.resources.store.slices()
+    name = slices["name"].iloc[1]
+    app = open_app(page, served_digits, "?slice=" + urllib.parse.quote(name))
+    wait_until(lambda: app.state.selection_ref == f"slice:{name}", page)
+    assert app.state.n_selected == int(slices["size"].iloc[1])
+    open_tab(page, app, "intrinsic", "Intrinsic dim.")
+    page.screenshot(path=str(artifact("browser-slice-link.png")))
