@@ -136,4 +136,18 @@ def find_slices(
         )
         terms = None if texts is None else _text_terms(emb, texts, n)
         parts.append(_rename(emb, table, terms, cfg.quantile_bins))
-    return explain_ranking(concat_slices(parts), n, confidence=cfg.confidence)
+    found = concat_slices(parts)
+    table = found.table.copy()
+    table["name"] = unique_names([str(name) for name in table["name"]])
+    found = SliceSet(table, found.members_flat, found.offsets, found.examples)
+    return explain_ranking(found, n, confidence=cfg.confidence)
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """The names with a repeat numbered: ``["a", "a"]`` -> ``["a", "a (2)"]``."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out

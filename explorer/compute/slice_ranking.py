@@ -196,14 +196,30 @@ def _depth_and_effective(
     return depth, eff
 
 
+def _related_text(table: pd.DataFrame) -> list[str]:
+    """``"in scanner=B (96%)"`` for an explained slice, ``"explains 3"`` for its parent."""
+    parent = table["parent_slice"].to_numpy()
+    share = table["parent_overlap"].to_numpy()
+    names = table["name"].astype(str).to_numpy()
+    n_explained = np.bincount(parent[parent >= 0], minlength=len(table))
+    out = []
+    for i in range(len(table)):
+        parts = [f"in {names[parent[i]]} ({share[i]:.0%})"] if parent[i] >= 0 else []
+        if n_explained[i]:
+            parts.append(f"explains {n_explained[i]}")
+        out.append("; ".join(parts))
+    return out
+
+
 def explain_ranking(
     slices: SliceSet, n_points: int, *, contained: float = CONTAINED, confidence: float = 0.95
 ) -> SliceSet:
-    """The slices in display order, with ``rank`` (1 first), ``parent_slice`` and
-    ``parent_overlap`` columns.
+    """The slices in display order, with ``rank`` (1 first), ``parent_slice``,
+    ``parent_overlap`` and ``related`` columns.
 
     ``parent_slice`` is the row (in the returned order) of the broader slice that explains
-    this one, or -1; ``parent_overlap`` the share of this slice's members inside it.
+    this one, or -1; ``parent_overlap`` the share of this slice's members inside it;
+    ``related`` says both in words (``"in scanner=B (96%)"``, ``"explains 3"``).
     """
     parent, overlap = _parents(slices, n_points, contained, confidence)
     t = slices.table
@@ -227,4 +243,5 @@ def explain_ranking(
     table["rank"] = np.arange(1, len(slices) + 1, dtype=np.int64)
     table["parent_slice"] = np.where(old_parent >= 0, new_row[np.maximum(old_parent, 0)], -1)
     table["parent_overlap"] = overlap[order].astype(np.float32)
+    table["related"] = _related_text(table)
     return SliceSet(table, ranked.members_flat, ranked.offsets, ranked.examples)

@@ -155,15 +155,6 @@ def leaky_columns(table: pd.DataFrame, errors: np.ndarray) -> list[str]:
     return out
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return out
-
-
 def _sliceable(ctx: BuildContext, errors: np.ndarray | None) -> tuple[pd.DataFrame, list[str]]:
     """The metadata worth slicing and naming by, and the leaky columns left out of it."""
     roles, points = ctx.roles, ctx.dataset.points
@@ -193,8 +184,7 @@ def _slices(ctx: BuildContext) -> StageResult:
         representatives=ctx.array("hierarchy", "representatives"),
         seed=ctx.seed,
     )
-    out = found.table.copy()
-    out["name"] = _unique_names([str(n) for n in out["name"]])
+    out = found.table
     return StageResult(
         arrays={
             "members": found.members_flat,

@@ -95,6 +95,7 @@ SLICE_COLUMNS: dict[str, tuple[str, str]] = {
     "rank": ("int64", "display order, 1 first; never before the slice that explains it"),
     "parent_slice": ("int64", "row of the broader slice that explains this one, or -1"),
     "parent_overlap": ("float32", "share of this slice's members inside parent_slice"),
+    "related": ("str", "the same in words: 'in scanner=B (96%)', 'explains 3', or ''"),
 }
 
 LAYOUT_DTYPE = np.float32

@@ -41,7 +41,7 @@ def test_planted_group_ranks_in_top_two_above_its_subsets(group_size: int, seed:
     assert explained.size >= 1
     for i in explained:
         assert "scanner=B" in t["name"].iloc[i]
-        assert t["name"].iloc[i].endswith(" points")
+        assert " points" in t["name"].iloc[i]  # repeats get " (2)"
         assert t["parent_overlap"].iloc[i] >= 0.7
 
 
@@ -71,6 +71,8 @@ def test_explained_subset_follows_its_parent_and_credibly_worse_one_does_not() -
     # the 30-point part is no worse than its 100-point group: it follows it, as related
     assert names.index("s2") < names.index("s0")
     assert t["parent_slice"].iloc[names.index("s0")] == names.index("s2")
+    assert t["related"].iloc[names.index("s0")] == "in s2 (100%)"
+    assert t["related"].iloc[names.index("s2")] == "explains 1"
     # the all-wrong 20 points are credibly worse than their broad 4% slice: not explained
     assert t["parent_slice"].iloc[names.index("s4")] == -1
     assert names.index("s4") < names.index("s3")
