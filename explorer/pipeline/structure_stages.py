@@ -219,6 +219,8 @@ def structure_stages() -> list[Stage]:
                 "seed": ctx.config.seed,
                 # node names are made from the same columns the slices use
                 "slice_ignore": list(ctx.config.slices.ignore),
+                # names against siblings (issue 9): a store built before recomputes them
+                "names": "siblings",
             },
             libraries=("numpy", "numba", "scikit-learn"),
             title="cluster hierarchy (recursive k-means)",
@@ -227,7 +229,12 @@ def structure_stages() -> list[Stage]:
             "slices",
             _slices,
             requires=("validate", "vectors", "hierarchy"),
-            params=lambda ctx: {**ctx.config.slices.as_dict(), "seed": ctx.config.seed},
+            params=lambda ctx: {
+                **ctx.config.slices.as_dict(),
+                "seed": ctx.config.seed,
+                # named and ranked causes-first (issue 9): older stores recompute the stage
+                "ranking": "explained",
+            },
             libraries=("numpy", "pandas", "numba"),
             title="metadata, cluster, failure and embedding slices",
         ),
