@@ -200,6 +200,8 @@ def _column_terms(
     n_codes = max(uniques.shape[0], 1)
     node, code, count = _code_counts(tree, codes, n_codes)
     m = tree.n_nodes
+    if node.shape[0] == 0:  # every value missing: nothing names a node
+        return np.full(m, -np.inf), np.zeros(m, dtype=bool), [""] * m, np.zeros(m)
     total = np.bincount(node, weights=count, minlength=m).astype(np.float64)
     keys = node * n_codes + code  # sorted: _code_counts sorts by node, then code
     parent = np.maximum(tree.parent.astype(np.int64), 0)[node]
