@@ -78,13 +78,13 @@ class MapMarks:
         return false
 
     def labels(self, layout: str | None, view: tuple[float, float, float, float], *,
-               visible: bool) -> None:  # fmt: skip
+               visible: bool, mask: NDArray[np.bool_] | None = None) -> None:  # fmt: skip
         """Cluster names for ``view`` (coarser zoomed out, finer zoomed in)."""
         tree = self._res.hierarchy
         if not visible or not tree.available or layout is None:
             self._map.labels.data = {"x": [], "y": [], "text": []}
             return
-        found = tree.labels_in_view(self._res.index(layout).coords, layout, view)
+        found = tree.labels_in_view(self._res.index(layout).coords, layout, view, shown=mask)
         self._map.labels.data = {
             "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
             "text": [_short(name) for _, _, name in found],

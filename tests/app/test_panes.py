@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from explorer.app.mapmarks import false_neighbours
 from explorer.app.refs import parse_ref, range_ref
 from explorer.app.registry import PANES, available_panes
 from explorer.app.resources import StoreResources
-from explorer.app.shell import ExplorerApp
+from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.urlstate import parse_view, query_string, view_query
+from explorer.store.reader import Store
 from tests.app.test_urlstate import FakeLocation, as_query
 
 
@@ -74,7 +79,10 @@ def test_slice_row_selects_exactly_the_slice(app: ExplorerApp, resources: StoreR
     assert set(pane.frame["kind"]) == {"metadata"}
 
 
-def test_saved_selections_are_listed_and_selectable(app: ExplorerApp, tmp_path: object) -> None:
+def test_saved_selections_are_listed_and_selectable(tiny_store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.store"
+    shutil.copytree(tiny_store, copy)  # saving writes into the store: not the shared one
+    app = build_app(StoreResources(Store(copy)))
     app.state.select(np.arange(10, 17))
     assert app.pane("export").save("seven rows")
     pane = app.pane("slices")
@@ -166,6 +174,18 @@ def test_cluster_labels_follow_the_zoom(app: ExplorerApp, resources: StoreResour
     finer = {tree.name(int(n)) for n in np.flatnonzero(tree.depth == 2)}
     assert len(found) > 1
     assert {name for _, _, name in found} <= finer
+    app.state.filters = {"label": ["a"]}  # a cluster with no point left shows no name
+    kept = app.state.mask
+    named = set(app.map._map.labels.data["text"])
+    assert named
+    for n in range(1, tree.n_nodes):
+        if tree.name(n) in named and tree.depth[n] == 1:
+            assert kept[tree.members(n)].any()
+    empty = [n for n in range(1, tree.n_nodes) if not kept[tree.members(n)].any()]
+    assert empty
+    assert not named & {tree.name(n) for n in empty} - {
+        tree.name(n) for n in range(1, tree.n_nodes) if n not in empty
+    }
     app.state.show_labels = False
     assert app.map._map.labels.data["text"] == []
 
@@ -207,3 +227,62 @@ def test_bad_link_keeps_what_is_valid(app: ExplorerApp) -> None:
     assert len(problems) == 4
     updates, _ = parse_view(as_query("?node=abc"), app.state)
     assert "selection_ref" not in updates
+
+
+@pytest.fixture(scope="module")
+def text_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny vectors as a text store with titles and no labels or predictions."""
+    from explorer.ingest.dataset import InputSpec
+    from explorer.pipeline.runner import build_store
+    from tests.helpers import TINY_CONFIG, tiny_data, write_vectors_parquet
+
+    vectors, meta = tiny_data()
+    topics = {"a": "apples", "b": "boats", "c": "clouds"}
+    text = pd.DataFrame({
+        "pid": meta["pid"],
+        "title": [f"On {topics[v]} #{i}" for i, v in enumerate(meta["label"])],
+        "body": [f"a long text about {topics[v]} and more, number {i}"
+                 for i, v in enumerate(meta["label"])],
+    })  # fmt: skip
+    folder = tmp_path_factory.mktemp("text")
+    path = write_vectors_parquet(folder / "text.parquet", vectors, text)
+    out = folder / "text.store"
+    build_store(InputSpec(path=path, id="pid", text_col="body"), out, TINY_CONFIG,
+                show_progress=False)  # fmt: skip
+    return out
+
+
+def test_store_without_labels_opens_with_what_it_has(text_store: Path) -> None:
+    resources = StoreResources(Store(text_store))
+    app = build_app(resources)
+    assert {"treemap", "slices", "outliers", "intrinsic", "trust", "selection"} <= set(app.panes)
+    pane = app.pane("slices")
+    assert "cluster" in set(pane.frame["kind"])
+    assert pane.click(0) == app.state.n_selected > 0
+    tree = app.pane("treemap")
+    assert "error rate" not in tree.color_choice.options  # nothing to show without labels
+    assert any(s.startswith("“a long text about") for s in tree.cells.data["snippet"])
+    # The card leads with the title, and neither the title nor the text is said twice.
+    app.state.pin(4)
+    card = app.pane("details").card.object
+    assert "Pinned: On apples #4" in card
+    assert card.count("On apples #4") == 1
+    assert card.count("a long text about apples and more, number 4") == 1
+
+
+def test_selection_modes_apply_to_every_pane(app: ExplorerApp, resources: StoreResources) -> None:
+    tree = app.pane("treemap")
+    a, b = tree.shown[0], tree.shown[1]
+    tree.click(a)
+    tree.go_up(0)
+    app.state.select_mode = "add"
+    tree.click(a)
+    tree.click(b)
+    both = np.union1d(resources.hierarchy.members(a), resources.hierarchy.members(b))
+    assert app.state.selection.tolist() == both.tolist()
+    assert app.state.selection_ref == ""  # a combination is no single named thing
+    app.state.select_mode = "subtract"
+    app.pane("slices").click(0)
+    name = app.pane("slices").frame["name"].iloc[0]
+    expected = np.setdiff1d(both, resources.store.slice_members(name))
+    assert app.state.selection.tolist() == expected.tolist()

@@ -151,13 +151,17 @@ class HierarchyModel:
         coords: NDArray[np.floating],
         key: str,
         view: tuple[float, float, float, float],
+        *,
         max_labels: int = 12,
+        shown: NDArray[np.bool_] | None = None,
     ) -> list[tuple[float, float, str]]:
         """Names to draw on the map: the finest level with at most ``max_labels`` nodes
-        centred in ``view`` ``(x0, x1, y0, y1)``, as ``(x, y, name)``.
+        centred in ``view`` ``(x0, x1, y0, y1)``, as ``(x, y, name)``, largest first.
 
         Zoomed out this gives the top clusters; zooming in brings finer ones, since fewer
-        nodes of each level are then in view.
+        nodes of each level are then in view. ``shown`` (n,) bool: the points the filters
+        keep (a node with none of them gets no name). A name that would overlap a larger
+        node's is left out.
         """
         centres = self.centres(coords, key)
         x0, x1, y0, y1 = view
@@ -165,6 +169,8 @@ class HierarchyModel:
             (centres[:, 0] >= x0) & (centres[:, 0] <= x1)
             & (centres[:, 1] >= y0) & (centres[:, 1] <= y1)
         )  # fmt: skip
+        if shown is not None:
+            inside &= self.selected_counts(shown) > 0
         depth = self.depth
         chosen: NDArray[np.int64] = np.zeros(0, np.int64)
         for level in range(1, int(depth.max(initial=0)) + 1):
@@ -173,4 +179,12 @@ class HierarchyModel:
                 break
             if nodes.size:
                 chosen = nodes
-        return [(float(centres[i, 0]), float(centres[i, 1]), self.name(int(i))) for i in chosen]
+        sizes = self.nodes["size"].to_numpy()
+        # About one name's extent: a sixth of the view's width, a twentieth of its height.
+        gap_x, gap_y = (x1 - x0) / 6, (y1 - y0) / 20
+        placed: list[tuple[float, float, str]] = []
+        for node in chosen[np.argsort(-sizes[chosen], kind="stable")]:
+            x, y = float(centres[node, 0]), float(centres[node, 1])
+            if all(abs(x - px) > gap_x or abs(y - py) > gap_y for px, py, _ in placed):
+                placed.append((x, y, self.name(int(node))))
+        return placed

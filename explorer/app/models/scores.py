@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.models.cache import BoundedCache
+from explorer.magnitude import SelectionMagnitude
 from explorer.store.reader import Store
 
 OUTLIER = "outlier"
@@ -35,6 +36,7 @@ class ScoreModel:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._hists: BoundedCache[Histogram] = BoundedCache(8)
+        self._whole: SelectionMagnitude | None = None
 
     def has(self, name: str) -> bool:
         """Whether the store has the per-point score ``name``."""
@@ -96,18 +98,13 @@ class ScoreModel:
         summary: dict[str, Any] = self._store.stage(stage).get("summary", {})
         return summary
 
-    def magnitude(self, rows: NDArray[np.int64] | None) -> tuple[float, int, int] | None:
-        """(magnitude, points it was computed on, points asked for) of ``rows`` (all points
-        when None), or None when the store cannot say."""
-        fn = getattr(self._store, "magnitude", None)
-        asked = self._store.n_points if rows is None else int(rows.size)
-        if fn is None:
-            if rows is None and self._store.has_stage("hierarchy"):
-                root = self._store.hierarchy()
-                if "magnitude" in root:  # the root node's magnitude is the whole set's
-                    return float(root["magnitude"].iloc[0]), asked, asked
+    def magnitude(self, rows: NDArray[np.int64] | None) -> SelectionMagnitude | None:
+        """The magnitude (effective number of distinct points) of ``rows``, or of all points
+        when None (computed once); None when the store has no outliers stage (no scale)."""
+        if not self._store.has_stage("outliers") or (rows is not None and rows.size == 0):
             return None
-        result = fn(np.arange(asked) if rows is None else rows)
-        value = getattr(result, "value", result)
-        used = int(getattr(result, "n_used", asked))
-        return float(value), used, asked
+        if rows is None:
+            if self._whole is None:
+                self._whole = self._store.magnitude(np.arange(self._store.n_points))
+            return self._whole
+        return self._store.magnitude(rows)

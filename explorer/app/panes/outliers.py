@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from numpy.typing import NDArray
 from panel.viewable import Viewer
 from param.parameters import NoNone
 
@@ -25,8 +26,10 @@ from explorer.app.pane import PaneSpec
 from explorer.app.refs import range_ref, select_ref
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
+from explorer.magnitude import SelectionMagnitude
 
 TOP = 24
+Magnitude = SelectionMagnitude | None
 MEANING = (
     "Score = the point's weight in the magnitude weighting vector: near 1 for a point (or a "
     "small group) far from the rest, near 0 deep inside a dense cluster."
@@ -108,11 +111,11 @@ class OutliersPane(Viewer):
         rows = sel if sel.size else None
         run_then(doc, lambda: self._magnitudes(rows), self._show_magnitude)
 
-    def _magnitudes(self, rows: Any) -> tuple[Any, Any]:
+    def _magnitudes(self, rows: NDArray[np.int64] | None) -> tuple[Magnitude, Magnitude]:
         whole = self._scores.magnitude(None)
         return whole, (self._scores.magnitude(rows) if rows is not None else None)
 
-    def _show_magnitude(self, result: tuple[Any, Any]) -> None:
+    def _show_magnitude(self, result: tuple[Magnitude, Magnitude]) -> None:
         whole, part = result
         parts = []
         if whole is not None:
@@ -127,9 +130,9 @@ class OutliersPane(Viewer):
         return self._panel
 
 
-def _mag(value: tuple[float, int, int]) -> str:
-    magnitude, used, asked = value
-    return f"{magnitude:,.1f}" + (f" (estimated on a sample of {used:,})" if used < asked else "")
+def _mag(result: SelectionMagnitude) -> str:
+    text = f"{result.value:,.1f} of {result.n_rows:,}"
+    return text if result.exact else f"{text} (estimated from a sample of {result.sample_size:,})"
 
 
 PANE = PaneSpec(

@@ -45,6 +45,7 @@ LEGEND_WIDTH = 150
 STATE_HANDLERS = {
     "layout": "_on_layout", "color_by": "_on_color", "show_labels": "_update_labels",
     "centre": "_on_centre", "pinned": "_on_pinned", "hovered": "_on_hovered",
+    "mask": "_update_labels",
 }  # fmt: skip  # range changes while dragging: render when they pause
 
 
@@ -327,7 +328,8 @@ class MapPane(Viewer):
         self.redraw()
 
     def _update_labels(self) -> None:
-        self._marks.labels(self.state.layout, self._view, visible=self.state.show_labels)
+        self._marks.labels(self.state.layout, self._view, visible=self.state.show_labels,
+                           mask=self.state.mask)  # fmt: skip
 
     def _on_centre(self) -> None:
         """Move the view to centre the requested point, zooming in from a far view."""

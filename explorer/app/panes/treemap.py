@@ -36,6 +36,11 @@ DEFAULT_PX = (520, 400)
 HOT_RATIO = 1.5  # outline cells whose error rate is this many times the whole set's ...
 HOT_MIN_GAP = 0.05  # ... and at least this much above it
 THUMBS = 3
+# One row per cell: its node, rectangle, fill, outline, selected band, and texts with places.
+CELL_FIELDS = (
+    "node", "left", "right", "bottom", "top", "color", "line", "width", "band_top",
+    "label", "sub", "snippet", "lx", "ly", "sy", "ny",
+)  # fmt: skip
 NUMERIC_PALETTE = colorcet.palette["blues"][40:]
 
 
@@ -72,10 +77,7 @@ class TreemapPane(Viewer):
         self.color_choice.param.watch(lambda _: self._draw(), "value")
         self.crumbs = pn.Row(sizing_mode="stretch_width", margin=(0, 5))
         self.info = markup.html_pane("", margin=(0, 10))
-        self.cells = ColumnDataSource(
-            {k: [] for k in ("node", "left", "right", "bottom", "top", "color", "line",
-                             "width", "band_top", "label", "sub", "lx", "ly", "sy")}
-        )  # fmt: skip
+        self.cells = ColumnDataSource({k: [] for k in CELL_FIELDS})
         self.thumbs = ColumnDataSource({"url": [], "x": [], "y": [], "w": [], "h": []})
         self.figure = self._make_figure()
         self.shown: list[int] = []  # node of each cell, in cell order (for tests)
@@ -112,6 +114,8 @@ class TreemapPane(Viewer):
                       source=self.thumbs)  # fmt: skip
         fig.text(x="lx", y="ly", text="label", source=self.cells, text_font_size="12px",
                  text_font_style="bold", text_baseline="top", text_color="#111111")  # fmt: skip
+        fig.text(x="lx", y="ny", text="snippet", source=self.cells, text_font_size="10px",
+                 text_font_style="italic", text_baseline="top", text_color="#222222")  # fmt: skip
         fig.text(x="lx", y="sy", text="sub", source=self.cells, text_font_size="10px",
                  text_baseline="top", text_color="#333333")  # fmt: skip
         self.cells.selected.on_change("indices", self._on_tap)
@@ -187,11 +191,24 @@ class TreemapPane(Viewer):
             "band_top": (y + rh * share).tolist(),
             "label": [lab if rh[i] > 16 else "" for i, lab in enumerate(labels)],
             "sub": subs, "lx": (x + 4).tolist(), "ly": (y + rh - 3).tolist(),
-            "sy": (y + rh - 18).tolist(),
+            "sy": (y + rh - 18).tolist(), "snippet": self._snippets(kids, rw, rh),
+            "ny": (y + rh - 32).tolist(),
         }  # fmt: skip
         self.thumbs.data = self._thumbnails(kids, rects)
         self._update_crumbs(focus)
         self._update_info(focus)
+
+    def _snippets(self, kids: NDArray[np.int64], widths: NDArray[np.float64],
+                  heights: NDArray[np.float64]) -> list[str]:  # fmt: skip
+        """Text stores: the start of each cluster's most central text, where it fits."""
+        if self._res.thumbnails is not None or self._res.text_column is None:
+            return [""] * kids.size
+        out = []
+        for k, w, h in zip(kids, widths, heights, strict=True):
+            reps = self._tree.representatives(int(k), 1)
+            text = self._res.text(int(reps[0]), 200) if reps.size and h > 50 else None
+            out.append(_fit(f"“{text}”", w, px_per_char=5.5) if text else "")
+        return out
 
     def _thumbnails(self, kids: NDArray[np.int64], rects: NDArray[np.float64]) -> dict[str, Any]:
         out: dict[str, list[Any]] = {"url": [], "x": [], "y": [], "w": [], "h": []}
