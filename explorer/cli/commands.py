@@ -133,9 +133,15 @@ def _slice_rows(table: Any) -> list[list[str]]:
     def num(value: Any, fmt: str) -> str:
         return "" if value != value else format(value, fmt)  # NaN -> blank
 
+    def name(r: Any) -> str:
+        # "↳": explained by a broader slice listed above it (its parent_slice)
+        parent = r.get("parent_slice", -1)
+        related = parent == parent and int(parent) >= 0  # NaN for saved selections
+        return ("↳ " if related else "") + str(r["name"])[:60]
+
     return [
         [
-            str(r["name"])[:48],
+            name(r),
             str(r["kind"]),
             f"{int(r['size']):,}",
             num(r.get("error_rate", float("nan")), ".1%"),

@@ -4,11 +4,12 @@ Everything is computed bottom-up from the leaves (every point lies in exactly on
 a node's points are the union of its children's), so each statistic costs O(n + m · depth)
 rather than a pass over the points per node.
 
-Names: for categorical metadata, the dominant values that distinguish a node from its
-parent (``"label=3 · split=test"``); for a text column, the top class-based TF-IDF terms
-as in BERTopic, with a node's siblings as the classes: ``w(t, v) = tf(t, v) ·
-log(1 + A / f(t))``, ``tf`` the L1-normalised term counts of node ``v``, ``f(t)`` the count
-of term ``t`` in the parent and ``A`` the parent's words per child.
+Names say what sets a node apart from its siblings (the parent's other children). For
+categorical metadata: up to two ``column=value`` terms, each column's value most lifted
+over the siblings (share >= 25%, lift >= 1.5, 3 binomial standard errors above the
+siblings' share; the share is shown when under half), columns ordered by
+``share · log(lift)``. For a text column: class-based TF-IDF terms scored against the
+siblings (:mod:`explorer.compute.terms`), no word in two siblings' names.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from numpy.typing import ArrayLike, NDArray
 
 from explorer.compute.hierarchy import Tree, node_positions
 from explorer.compute.slices import error_flags
+from explorer.compute.terms import distinctive_terms, document_terms
 from explorer.errors import InputError
 
 # A column with more distinct values than this is an id or free text, not a category.
 _MAX_LEVELS = 200
-# A name term needs this share in the node, and a share this many binomial standard errors
-# above its share in the parent (so sampling noise in a small node names nothing).
+# A name term's share is shown below this share; it must stand this many binomial standard
+# errors above its share among the siblings (so sampling noise in a small node names nothing).
 _MIN_SHARE = 0.5
 _MIN_Z = 3.0
+# A value that names a node by lift over its siblings: at least this share, this lift.
+_MIN_LIFT_SHARE = 0.25
+_MIN_LIFT = 1.5
 _SEP = " · "
 
 
@@ -184,28 +189,44 @@ def _default_categoricals(table: pd.DataFrame, skip: str | None) -> list[str]:
 def _column_terms(
     tree: Tree, values: pd.Series
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], list[str], NDArray[np.float64]]:
-    """For one column: per node score (share - parent share), eligible, term text, share."""
+    """For one column, per node: score, eligible, term text and share of its best value.
+
+    The best value is the one most lifted over the node's siblings (the parent's other
+    points): share ``>= _MIN_LIFT_SHARE``, lift ``>= _MIN_LIFT`` and ``_MIN_Z`` binomial
+    standard errors above the siblings' share. Its score ``share · log(lift)`` ranks
+    columns against each other.
+    """
     codes, uniques = _factorize(values)
     n_codes = max(uniques.shape[0], 1)
     node, code, count = _code_counts(tree, codes, n_codes)
-    dominant, dom_count, total, _ = _dominant(tree, node, code, count)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, dom_count / total, 0.0)
-    # The parent's share of the node's dominant value, found by (node, code) key lookup.
-    keys = node * n_codes + code
-    parent = np.maximum(tree.parent.astype(np.int64), 0)
-    query = parent * n_codes + np.maximum(dominant, 0)
+    m = tree.n_nodes
+    if node.shape[0] == 0:  # every value missing: nothing names a node
+        return np.full(m, -np.inf), np.zeros(m, dtype=bool), [""] * m, np.zeros(m)
+    total = np.bincount(node, weights=count, minlength=m).astype(np.float64)
+    keys = node * n_codes + code  # sorted: _code_counts sorts by node, then code
+    parent = np.maximum(tree.parent.astype(np.int64), 0)[node]
+    query = parent * n_codes + code
     at = np.minimum(np.searchsorted(keys, query), keys.shape[0] - 1)
-    parent_count = np.where((keys[at] == query) & (dominant >= 0), count[at], 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        parent_share = np.where(total[parent] > 0, parent_count / total[parent], 0.0)
-    score = np.where(dominant >= 0, share - parent_share, -np.inf)
-    spread = np.sqrt(parent_share * (1.0 - parent_share) / np.maximum(total, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(spread > 0, (share - parent_share) / spread, 0.0)
-    eligible = (share >= _MIN_SHARE) & (z >= _MIN_Z) & (dominant >= 0)
-    text = [f"{values.name}={uniques[c]}" if c >= 0 else "" for c in dominant]
-    return score, eligible, text, share
+    parent_count = np.where(keys[at] == query, count[at], 0)
+    share = count / np.maximum(total[node], 1.0)
+    # Siblings: the parent's points outside this node, smoothed by half a point.
+    sib = (parent_count - count + 0.5) / (np.maximum(total[parent] - total[node], 0.0) + 1.0)
+    lift = share / sib
+    z = (share - sib) / np.sqrt(sib * (1.0 - np.minimum(sib, 0.999)) / np.maximum(total[node], 1))
+    ok = (share >= _MIN_LIFT_SHARE) & (lift >= _MIN_LIFT) & (z >= _MIN_Z) & (node > 0)
+    best = np.full(m, -1, dtype=np.int64)
+    rows = np.flatnonzero(ok)
+    rows = rows[np.lexsort((-lift[rows], node[rows]))]  # per node, most lifted first
+    first = np.ones(rows.shape[0], dtype=bool)
+    first[1:] = node[rows][1:] != node[rows][:-1]
+    best[node[rows][first]] = rows[first]
+    has = best >= 0
+    score = np.full(m, -np.inf)
+    score[has] = share[best[has]] * np.log(lift[best[has]])
+    best_share = np.zeros(m)
+    best_share[has] = share[best[has]]
+    text = [f"{values.name}={uniques[code[b]]}" if b >= 0 else "" for b in best]
+    return score, has, text, best_share
 
 
 def _categorical_names(
@@ -216,56 +237,46 @@ def _categorical_names(
     eligible = np.stack([p[1] for p in per_column], axis=1)
     names = ["all"]
     for v in range(1, tree.n_nodes):
-        ranked = np.argsort(-scores[v], kind="stable")
-        terms = [per_column[c][2][v] for c in ranked if eligible[v, c]][:max_terms]
-        if terms:
-            names.append(_SEP.join(terms))
-        elif ranked.size and scores[v, ranked[0]] > 0:
-            best = per_column[ranked[0]]
-            names.append(f"{best[2][v]} ({best[3][v]:.0%})")
-        else:
-            names.append(f"node {v}")
+        ranked = [c for c in np.argsort(-scores[v], kind="stable") if eligible[v, c]]
+        terms = []
+        for c in ranked[:max_terms]:
+            text, share = per_column[c][2][v], per_column[c][3][v]
+            terms.append(text if share >= _MIN_SHARE else f"{text} ({share:.0%})")
+        names.append(_SEP.join(terms) if terms else f"node {v}")
     return names
 
 
-def _text_names(tree: Tree, texts: pd.Series, n_terms: int) -> list[str]:
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    vectorizer = CountVectorizer(stop_words="english", max_features=50_000)
-    try:
-        counts = vectorizer.fit_transform(texts.fillna("").astype(str).to_numpy())
-    except ValueError as exc:  # sklearn's "empty vocabulary"
-        msg = f"text column {texts.name!r} has no words to name nodes by; pass categorical columns"
-        raise InputError(msg) from exc
-    vocab = vectorizer.get_feature_names_out()
-    n_vocab = len(vocab)
-    # Node-by-term counts: an (m, n) membership matrix (nnz = n · (depth + 1)) times (n, V).
+def _text_names(tree: Tree, texts: pd.Series, n_terms: int) -> list[str] | None:
+    """c-TF-IDF names against each node's siblings; None when the texts hold no words."""
+    found = document_terms(texts.fillna("").astype(str).tolist())
+    if found is None:
+        return None
+    if tree.n_nodes == 1:
+        return ["all"]
+    docs, vocab = found
+    # Node-by-term document counts: an (m, n) membership matrix (nnz = n · (depth + 1)).
     pos, owner = node_positions(tree, np.arange(tree.n_nodes, dtype=np.int64))
     member = sp.csr_matrix(
         (np.ones(pos.shape[0], dtype=np.float64), (owner, tree.order[pos])),
         shape=(tree.n_nodes, tree.n_points),
     )
-    T = sp.csr_matrix(member @ counts)
-    T.sum_duplicates()
-    T.sort_indices()
-    row = np.repeat(np.arange(tree.n_nodes, dtype=np.int64), np.diff(T.indptr))
-    col = T.indices.astype(np.int64)
-    val = T.data.astype(np.float64)
-    words = np.asarray(T.sum(axis=1)).ravel()
-    parent = np.maximum(tree.parent.astype(np.int64), 0)
-    keys = row * n_vocab + col  # sorted: csr rows ascending, indices sorted within rows
-    f_parent = val[np.searchsorted(keys, parent[row] * n_vocab + col)]
-    n_kids = np.maximum(np.bincount(tree.parent[1:], minlength=tree.n_nodes), 1)
-    avg_words = words[parent[row]] / n_kids[parent[row]]
-    weight = val / np.maximum(words[row], 1.0) * np.log1p(avg_words / f_parent)
-    weight = np.where(row == 0, val, weight)  # the root has no siblings: plain counts
-    by = np.lexsort((-weight, row))
-    run_start = np.searchsorted(row[by], row[by], side="left")
-    top = (np.arange(by.shape[0]) - run_start) < n_terms
-    names: list[list[str]] = [[] for _ in range(tree.n_nodes)]
-    for r, c in zip(row[by][top], col[by][top], strict=True):
-        names[r].append(str(vocab[c]))
-    return [_SEP.join(t) if t else f"node {v}" for v, t in enumerate(names)]
+    node_df = sp.csr_matrix(member @ docs)
+    names = ["all"] + [f"node {v}" for v in range(1, tree.n_nodes)]
+    by_parent = np.argsort(tree.parent[1:], kind="stable") + 1
+    parents, first = np.unique(tree.parent[by_parent], return_index=True)
+    for p, kids in zip(parents, np.split(by_parent, first[1:]), strict=True):
+        terms = distinctive_terms(
+            node_df[kids],
+            tree.size[kids],
+            node_df[int(p)].toarray().ravel(),
+            float(tree.size[int(p)]),
+            vocab,
+            n_terms,
+        )
+        for v, t in zip(kids, terms, strict=True):
+            if t:
+                names[v] = _SEP.join(t)
+    return names
 
 
 def node_names(
@@ -279,10 +290,9 @@ def node_names(
     """An automatic name per node (m names; the root is ``"all"`` with categorical names).
 
     With ``text_column``: the node's top ``max_terms + 1`` class-based TF-IDF terms against
-    its siblings. Otherwise: up to ``max_terms`` ``column=value`` terms, the node's dominant
-    values (share >= 50%) clearly more common than in the parent (by 3 binomial standard
-    errors), most distinctive first;
-    failing that the most lifted value with its share; failing that ``"node <id>"``.
+    its siblings (an empty text column falls back to the categories). Otherwise: up to
+    ``max_terms`` ``column=value`` terms, each column's value most lifted over the
+    siblings (see the module docstring); failing that ``"node <id>"``.
     ``categorical_columns`` defaults to every non-float column with 2–200 distinct values.
     """
     if len(table) != tree.n_points:
@@ -293,7 +303,10 @@ def node_names(
         if text_column not in table.columns:
             msg = f"text column {text_column!r} is not in the table: {list(table.columns)}"
             raise InputError(msg)
-        return _text_names(tree, table[text_column], max_terms + 1)
+        named = _text_names(tree, table[text_column], max_terms + 1)
+        if named is not None:
+            return named
+        table = table.drop(columns=[text_column])
     columns = (
         _default_categoricals(table, None) if categorical_columns is None else categorical_columns
     )

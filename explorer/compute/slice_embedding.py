@@ -146,7 +146,8 @@ def _fit_mixture(
     centres, _ = kmeans_plusplus(joint, n_slices, random_state=seed)
     nearest = np.argmin((centres**2).sum(axis=1) - 2.0 * (joint @ centres.T), axis=1)
     resp = np.eye(n_slices)[nearest]
-    reg = 1e-3 * float(Z.var(axis=0).mean())
+    # floored: identical points have no variance, and a zero variance has no density
+    reg = max(1e-3 * float(Z.var(axis=0).mean()), 1e-12)
     mix = _m_step(Z, e, resp, reg)
     last = -np.inf
     for _ in range(_EM_ITERS):
@@ -244,6 +245,8 @@ def embedding_slices(
     rng = np.random.default_rng(seed)
     n_fit = min(sample_size, arr.shape[0])
     sample = np.sort(rng.choice(arr.shape[0], n_fit, replace=False)).astype(np.int64)
+    if not np.asarray(arr[sample]).var(axis=0).any():  # identical points: no regions
+        return make_slices([], [], kind="embedding", errors=errors, n_tried=n_slices)
     Z = _pca(arr, sample, pca_components, seed)
     mix = _fit_mixture(Z[sample], e[sample], n_slices, weight, rng)
     label, examples = _assign(Z, mix)

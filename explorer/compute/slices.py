@@ -285,9 +285,10 @@ def make_slices(
     if examples is None:
         shown = _failing_first(parts, errors)
     else:
-        given = np.asarray(examples, dtype=np.int64).reshape(len(parts), -1)[:, :N_EXAMPLES]
         shown = np.full((len(parts), N_EXAMPLES), -1, dtype=np.int64)
-        shown[:, : given.shape[1]] = given
+        if parts:  # reshape(0, -1) is ambiguous: no slices, nothing to copy
+            given = np.asarray(examples, dtype=np.int64).reshape(len(parts), -1)[:, :N_EXAMPLES]
+            shown[:, : given.shape[1]] = given
     return SliceSet(table=table, members_flat=flat, offsets=offsets, examples=shown)
 
 
@@ -336,6 +337,11 @@ def rank_failures(
     return slices.take(rows[by])
 
 
+def sliced_nodes(tree: Tree, min_size: int) -> NDArray[np.int64]:
+    """Ids of the nodes :func:`node_slices` makes slices of: not the root, ``min_size`` points."""
+    return np.flatnonzero((tree.size >= min_size) & (np.arange(tree.n_nodes) > 0)).astype(np.int64)
+
+
 def node_slices(
     tree: Tree,
     names: Sequence[str] | None = None,
@@ -350,7 +356,7 @@ def node_slices(
 
     The description is ``"node <id>, depth <d>"``; ``representatives`` (m, r) become examples.
     """
-    nodes = np.flatnonzero((tree.size >= min_size) & (np.arange(tree.n_nodes) > 0))
+    nodes = sliced_nodes(tree, min_size)
     labels = [names[int(v)] if names is not None else f"node {v}" for v in nodes]
     parts = [np.sort(tree.order[tree.start[v] : tree.end[v]]) for v in nodes]
     shown = None if representatives is None else np.asarray(representatives)[nodes]

@@ -46,6 +46,12 @@ def umap_layout(
         warnings.filterwarnings("ignore", message="precomputed_knn\\[2\\]")
         warnings.filterwarnings("ignore", message="n_jobs value")
         warnings.filterwarnings("ignore", message=".*disconnected", category=UserWarning)
+        # Tiny inputs: the graph holds every point, and umap truncates k itself.
+        warnings.filterwarnings("ignore", message="n_neighbors is larger than the dataset")
+        # Identical points have no spectrum: umap falls back to a random start by itself.
+        warnings.filterwarnings("ignore", message="Spectral initialisation failed")
+        # Well-separated clusters make a disconnected graph; umap lays each part out.
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
         fitted = model.fit_transform(np.asarray(x))
     coords: NDArray[np.float32] = np.asarray(fitted, dtype=np.float32)
     if not np.isfinite(coords).all():

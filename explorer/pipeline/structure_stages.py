@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from explorer.compute.hierarchy import Tree, node_representatives, recursive_kmeans
 from explorer.compute.hierarchy_stats import node_label_stats, node_means, node_names
 from explorer.compute.outliers import group_magnitude
-from explorer.compute.slice_embedding import embedding_slices
-from explorer.compute.slice_metadata import metadata_slices
-from explorer.compute.slice_search import sliceline
-from explorer.compute.slices import SliceSet, concat_slices, node_slices
+from explorer.compute.slice_finder import find_slices
 from explorer.pipeline.core_stages import has_errors
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
 from explorer.store.format import error_values
@@ -159,15 +154,6 @@ def leaky_columns(table: pd.DataFrame, errors: np.ndarray) -> list[str]:
     return out
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return out
-
-
 def _sliceable(ctx: BuildContext, errors: np.ndarray | None) -> tuple[pd.DataFrame, list[str]]:
     """The metadata worth slicing and naming by, and the leaky columns left out of it."""
     roles, points = ctx.roles, ctx.dataset.points
@@ -180,57 +166,24 @@ def _sliceable(ctx: BuildContext, errors: np.ndarray | None) -> tuple[pd.DataFra
 
 
 def _slices(ctx: BuildContext) -> StageResult:
-    cfg = ctx.config.slices
     errors = _errors(ctx)
     table, leaks = _sliceable(ctx, errors)
-    common: dict[str, Any] = {"alpha": cfg.alpha, "confidence": cfg.confidence}
-    parts: list[SliceSet] = [
-        metadata_slices(
-            table, errors=errors, quantile_bins=cfg.quantile_bins, min_size=cfg.min_size, **common
-        )
-    ]
-    ctx.progress(0.2)
-    tree = _tree_from(ctx)
-    names = ctx.table("hierarchy", "nodes")["name"].tolist()
-    labelled = [f"{name} · node {v}" for v, name in enumerate(names)]
-    parts.append(
-        node_slices(
-            tree,
-            labelled,
-            errors=errors,
-            representatives=ctx.array("hierarchy", "representatives"),
-            min_size=cfg.min_size,
-            **common,
-        )
+    text = ctx.roles.get("text")
+    texts = None if text is None else ctx.dataset.points[text].fillna("").astype(str).tolist()
+    nodes = ctx.table("hierarchy", "nodes")
+    ctx.progress(0.1)
+    found = find_slices(
+        table,
+        ctx.vectors(),
+        _tree_from(ctx),
+        errors,
+        ctx.config.slices,
+        texts=texts,
+        node_terms=None if text is None else [str(v) for v in nodes["name"]],
+        representatives=ctx.array("hierarchy", "representatives"),
+        seed=ctx.seed,
     )
-    ctx.progress(0.4)
-    if errors is not None:
-        parts.append(
-            sliceline(
-                table,
-                errors,
-                min_support=cfg.min_size,
-                max_predicates=cfg.max_predicates,
-                quantile_bins=cfg.quantile_bins,
-                **common,
-            )
-        )
-        ctx.progress(0.7)
-        parts.append(
-            embedding_slices(ctx.vectors(), errors, min_size=cfg.min_size, seed=ctx.seed, **common)
-        )
-    found = concat_slices(parts)
-    # Sliceline's one-predicate slices repeat the metadata slices of the same name.
-    kinds, slice_names = found.table["kind"].to_numpy(), found.table["name"].to_numpy()
-    metadata_names = set(slice_names[kinds == "metadata"])
-    keep = [
-        i
-        for i in range(len(found))
-        if not (kinds[i] == "failure" and slice_names[i] in metadata_names)
-    ]
-    found = found.take(np.asarray(keep, dtype=np.int64))
-    out = found.table.copy()
-    out["name"] = _unique_names([str(n) for n in out["name"]])
+    out = found.table
     return StageResult(
         arrays={
             "members": found.members_flat,
@@ -265,6 +218,8 @@ def structure_stages() -> list[Stage]:
                 "seed": ctx.config.seed,
                 # node names are made from the same columns the slices use
                 "slice_ignore": list(ctx.config.slices.ignore),
+                # names against siblings (issue 9): a store built before recomputes them
+                "names": "siblings",
             },
             libraries=("numpy", "numba", "scikit-learn"),
             title="cluster hierarchy (recursive k-means)",
@@ -273,7 +228,12 @@ def structure_stages() -> list[Stage]:
             "slices",
             _slices,
             requires=("validate", "errors", "vectors", "hierarchy"),
-            params=lambda ctx: {**ctx.config.slices.as_dict(), "seed": ctx.config.seed},
+            params=lambda ctx: {
+                **ctx.config.slices.as_dict(),
+                "seed": ctx.config.seed,
+                # named and ranked causes-first (issue 9): older stores recompute the stage
+                "ranking": "explained",
+            },
             libraries=("numpy", "pandas", "numba"),
             title="metadata, cluster, failure and embedding slices",
         ),

@@ -173,6 +173,29 @@ def file_spec(stage: str, fname: str) -> FileSpec | None:
     return None
 
 
+# The slices stage's table ``slices/slices.parquet``, one row per slice in display order
+# (row i is slice i of ``members``/``offsets``): column -> (dtype, meaning).
+SLICE_COLUMNS: dict[str, tuple[str, str]] = {
+    "name": ("str", "what the slice is: a predicate, or dominant values/terms and its size"),
+    "kind": ("str", "metadata, cluster, failure, embedding or saved"),
+    "description": ("str", "how it was found, e.g. 'node 12, depth 2'"),
+    "size": ("int64", "number of members"),
+    "n_scored": ("float64", "members with a known error"),
+    "errors": ("float64", "sum of their errors (or losses)"),
+    "error_rate": ("float64", "errors / n_scored; NaN without labels"),
+    "lift": ("float64", "error_rate over the overall rate"),
+    "lower_bound": ("float64", "Wilson lower bound on error_rate, Bonferroni over n_tried"),
+    "lower_lift": ("float64", "lower_bound over the overall rate"),
+    "p_value": ("float64", "one-sided test of 'rate above overall'"),
+    "p_adjusted": ("float64", "p_value times n_tried, at most 1"),
+    "n_tried": ("float64", "slices examined to find this one"),
+    "score": ("float64", "Sliceline's score"),
+    "rank": ("int64", "display order, 1 first; never before the slice that explains it"),
+    "parent_slice": ("int64", "row of the broader slice that explains this one, or -1"),
+    "parent_overlap": ("float32", "share of this slice's members inside parent_slice"),
+    "related": ("str", "the same in words: 'in scanner=B (96%)', 'explains 3', or ''"),
+}
+
 LAYOUT_DTYPE = np.float32
 SCORE_DTYPE = np.float32
 SELECTION_DTYPE = np.int64

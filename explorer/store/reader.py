@@ -214,11 +214,14 @@ class Store:
         return table
 
     def slices(self, kind: str | None = None) -> pd.DataFrame:
-        """Slices ranked best-first (failure evidence, then lift, then size).
+        """Slices ranked best-first: by the stored ``rank`` (a slice explained by a broader
+        one never precedes it), else by failure evidence, then lift, then size.
 
-        Columns include ``name``, ``kind`` (metadata, cluster, failure, embedding, saved),
-        ``size``, ``errors``, ``error_rate``, ``lift`` and ``lower_bound`` (the error
-        rate's confidence bound, corrected for the number of slices tried).
+        Columns include ``slice`` (the row in the stored table), ``name``, ``kind``
+        (metadata, cluster, failure, embedding, saved), ``size``, ``errors``,
+        ``error_rate``, ``lift``, ``lower_bound`` (the error rate's confidence bound,
+        corrected for the number of slices tried), ``rank``, and ``parent_slice`` (the
+        ``slice`` of the broader slice that explains this one, or -1).
         """
         table = self._slice_table
         saved = self._saved_sizes()
@@ -229,9 +232,12 @@ class Store:
             table = pd.concat([table, extra], ignore_index=True)
         if kind is not None:
             table = table[table["kind"] == kind]
-        ranked = table.sort_values(
-            ["lower_bound", "lift", "size"], ascending=False, na_position="last", kind="stable"
-        )
+        if "rank" in table.columns:  # saved selections (no rank) go last
+            ranked = table.sort_values("rank", na_position="last", kind="stable")
+        else:  # stores written before slices had a rank
+            ranked = table.sort_values(
+                ["lower_bound", "lift", "size"], ascending=False, na_position="last", kind="stable"
+            )
         return ranked.reset_index(drop=True)
 
     def _saved_sizes(self) -> dict[str, int]:

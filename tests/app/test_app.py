@@ -200,13 +200,13 @@ def test_saving_over_a_name_asks_first(tiny_store: Path, tmp_path: Path) -> None
     res = StoreResources(Store(store))
     a, b = build_app(res), build_app(res)
     a.state.select([1, 2, 3])
-    assert a.export.save("mine") == "mine"
+    assert a.pane("export").save("mine") == "mine"
     b.state.select([7])
-    b.export.name_input.value = "mine"
-    b.export.save_button.clicks += 1  # first press: refused, with a question
-    assert "press Save again" in b.export.last_message
+    b.pane("export").name_input.value = "mine"
+    b.pane("export").save_button.clicks += 1  # first press: refused, with a question
+    assert "press Save again" in b.pane("export").last_message
     assert res.store.selection("mine").tolist() == [1, 2, 3]
-    b.export.save_button.clicks += 1  # second press with the same name: replaces
+    b.pane("export").save_button.clicks += 1  # second press with the same name: replaces
     assert res.store.selection("mine").tolist() == [7]
 
 
@@ -281,7 +281,7 @@ def test_error_rate_agrees_with_the_slice_table(hostile_store: Path) -> None:
     assert len(scored) > 0  # slices holding unknown points
     for _, row in scored.iterrows():
         app.state.select(res.store.slice_members(str(row["name"])))
-        rate, overall = app.selection_pane.error_rates() or (np.nan, np.nan)
+        rate, overall = app.pane("selection").error_rates() or (np.nan, np.nan)
         assert rate == pytest.approx(row["error_rate"])
         assert overall == pytest.approx(row["error_rate"] / row["lift"])
 
@@ -291,8 +291,8 @@ def test_app_csv_export_neutralises_formulas(hostile_store: Path) -> None:
 
     app = build_app(StoreResources(Store(hostile_store)))
     app.state.select(np.arange(app.state.n_points))
-    app.export.format.value = "csv"
-    table = pd.read_csv(io.BytesIO(app.export.export_bytes()), dtype=str)
+    app.pane("export").format.value = "csv"
+    table = pd.read_csv(io.BytesIO(app.pane("export").export_bytes()), dtype=str)
     values = set(table[HOSTILE_COLUMN])
     assert "'=1+1" in values
     assert "=1+1" not in values

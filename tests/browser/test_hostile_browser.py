@@ -56,7 +56,7 @@ def test_hostile_labels_stay_text_and_nothing_leaves_the_machine(
     wait_until(lambda: app.state.color_by == HOSTILE_COLUMN, page)
     add = next(i for i, text in enumerate(texts) if ADD_PROMPT in text)
     selects.nth(add).select_option(label=HOSTILE_COLUMN)
-    wait_until(lambda: HOSTILE_COLUMN in app.filters.widgets, page)
+    wait_until(lambda: HOSTILE_COLUMN in app.pane("filters").widgets, page)
     page.get_by_text("<b>bold</b>").first.wait_for(state="attached", timeout=10_000)
     # A box over the whole map: the selection pane, its stats and the legend show labels.
     left, top, width, height = frame_box(page, app)

@@ -43,7 +43,8 @@ def test_hierarchy_finds_the_three_blobs(tiny_store: Path) -> None:
 def test_failure_slice_ranks_the_planted_subgroup_first(tiny_store: Path) -> None:
     store = explorer.open_store(str(tiny_store))
     slices = store.slices()
-    assert {"metadata", "cluster", "failure", "embedding"} >= set(slices["kind"])
+    # other session-scoped tests save selections into the same store ("saved" rows)
+    assert {"metadata", "cluster", "failure", "embedding", "saved"} >= set(slices["kind"])
     assert list(slices.columns[:3]) == ["slice", "name", "kind"]
     _, meta = tiny_data()
     best = store.slice_members(str(slices.iloc[0]["name"]))

@@ -109,11 +109,15 @@ class OutliersPane(Viewer):
         doc = served_document(self.histogram.figure)
         # The magnitude of a large selection is a solve on a sample: off the event loop.
         rows = sel if sel.size else None
-        run_then(doc, lambda: self._magnitudes(rows), self._show_magnitude)
+        run_then(doc, lambda: self._magnitudes(rows), self._show_magnitude, self._no_magnitude)
 
     def _magnitudes(self, rows: NDArray[np.int64] | None) -> tuple[Magnitude, Magnitude]:
         whole = self._scores.magnitude(None)
         return whole, (self._scores.magnitude(rows) if rows is not None else None)
+
+    def _no_magnitude(self, error: Exception) -> None:
+        # The rest of the pane works without it: say why it is missing, in one line.
+        self.magnitude.object = markup.note(f"Magnitude not available: {error}")
 
     def _show_magnitude(self, result: tuple[Magnitude, Magnitude]) -> None:
         whole, part = result
