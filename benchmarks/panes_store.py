@@ -188,7 +188,6 @@ def slice_set(
 def add_pane_stages(path: Path, seed: int) -> None:
     """Turn ``benchmarks/app.py``'s store at ``path`` into one the panes can read."""
     manifest = json.loads((path / MANIFEST).read_text())
-    writer = StoreWriter(path)
     points = pd.read_parquet(path / "validate" / "points.parquet")
     xy = np.load(path / "umap" / "coords.npy")
     n = len(points)
@@ -204,12 +203,22 @@ def add_pane_stages(path: Path, seed: int) -> None:
     tree = quadtree(xy)
     table, slice_arrays = slice_set(tree, labels, points["score"].to_numpy(), wrong)
     stages: dict[str, dict[str, Any]] = {
-        "validate": {"tables": {"points": points}, "summary": {"dim": 2}},
+        # The store contract wants validate's vectors: the 2-D points stand in for them.
+        "validate": {
+            "arrays": {"vectors": xy, "duplicate_of": np.full(n, -1, np.int64)},
+            "tables": {"points": points},
+            "summary": {"dim": 2},
+        },
+        "errors": {"arrays": {"error": wrong.astype(np.int8)}, "summary": {"has_errors": True}},
         "intrinsic": {
             "arrays": {"lid": lid, "lid_raw": lid},
             "summary": {"global_mle": 7.9, "twonn": 7.4, "ambient_dim": 2},
         },
-        "outliers": {"arrays": {"outlier": scores["outlier"]}, "summary": {"scale": 1.0}},
+        "outliers": {
+            "arrays": {"outlier": scores["outlier"], "outlier_local": scores["outlier"],
+                       "scales": np.ones(16)},
+            "summary": {"scale": 1.0},
+        },
         "trust": {"arrays": {"umap": trust}, "summary": {"mean_umap": float(trust.mean())}},
         "hierarchy": {
             "arrays": {**tree, "representatives": representatives(tree)},
@@ -219,14 +228,19 @@ def add_pane_stages(path: Path, seed: int) -> None:
         "slices": {"arrays": slice_arrays, "tables": {"slices": table},
                    "summary": {"n_slices": len(table), "has_errors": True}},
     }  # fmt: skip
-    for name, parts in stages.items():
-        manifest["stages"][name] = writer.write_stage(
-            name,
-            "bench",
-            arrays=parts.get("arrays"),
-            tables=parts.get("tables"),
-            record={"summary": parts["summary"]},
-        )
+    with StoreWriter(path) as writer:
+        for name, parts in stages.items():
+            manifest["stages"][name] = writer.write_stage(
+                name,
+                "bench",
+                arrays=parts.get("arrays"),
+                tables=parts.get("tables"),
+                record={"summary": parts["summary"]},
+            )
+        _finish_manifest(writer, manifest)
+
+
+def _finish_manifest(writer: StoreWriter, manifest: dict[str, Any]) -> None:
     manifest["roles"]["prediction"] = "prediction"
     manifest["scores"] = {
         "lid": {"stage": "intrinsic", "file": "lid"},

@@ -28,8 +28,10 @@ TITLES = {
     "error_rate": "error rate", "lift": "lift", "lower_bound": "bound", "related": "related",
 }  # fmt: skip
 HELP = (
-    "Ranked by 'bound': a lower confidence bound of the error rate, corrected for the number "
-    "of slices tried, so a small slice needs strong evidence. Lift = error rate / overall."
+    "Ranked causes first: by 'bound' (a lower confidence bound of the error rate, corrected "
+    "for the number of slices tried, so a small slice needs strong evidence), with a slice "
+    "that lies mostly inside a broader, not clearly worse one listed after it ('related' "
+    "says which). Lift = error rate / overall."
 )
 
 
@@ -59,7 +61,7 @@ class SlicesPane(Viewer):
                 "lift": NumberFormatter(format="0.00"),
                 "size": NumberFormatter(format="0,0"),
             },
-            layout="fit_data_table", widths={"name": 190, "description": 220, "related": 160},
+            layout="fit_data_table", widths={"name": 280, "description": 220, "related": 200},
         )  # fmt: skip
         self.table.param.watch(self._on_row, "selection")
         self.help = markup.html_pane(markup.note(HELP), margin=(0, 10))
