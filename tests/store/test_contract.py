@@ -74,7 +74,12 @@ def test_writer_refuses_a_stage_that_breaks_the_contract(tmp_path: Path) -> None
             writer.write_stage(
                 "outliers",
                 "k",
-                arrays={"outlier": np.zeros(4, np.float32), "extra": np.zeros(4, np.float32)},
+                arrays={
+                    "outlier": np.zeros(4, np.float32),
+                    "outlier_local": np.zeros(4, np.float32),
+                    "scales": np.ones(16),
+                    "extra": np.zeros(4, np.float32),
+                },
             )
         with pytest.raises(StoreError, match="stage 'mystery' is not declared"):
             writer.write_stage("mystery", "k", arrays={"x": np.zeros(4, np.float32)})
