@@ -37,3 +37,7 @@ class StoreCorruptError(StoreError):
 
 class StageMissingError(StoreError):
     """The store lacks a stage that the caller needs."""
+
+
+class QueryError(ExplorerError):
+    """A search pattern or SQL filter cannot be run as written (bad syntax, refused)."""
