@@ -121,19 +121,27 @@ def _refusal(select: dict[str, Any]) -> str | None:
 class PointQuery:
     """A locked-down DuckDB connection over one store's point table and scores."""
 
-    def __init__(self, store: Store, points: pa.Table | None = None) -> None:
-        if points is None:
-            points = pq.read_table(store.table_path("validate", "points"))
-        self.columns = sql_columns(store, points.column_names)
-        for name, ident in self.columns.items():
-            values = np.asarray(store.score(name), dtype=np.float32)
-            points = points.append_column(ident, pa.array(values))
-        points = points.append_column(ROW_COLUMN, pa.array(np.arange(points.num_rows)))
+    def __init__(self, table: pa.Table, columns: dict[str, str] | None = None) -> None:
+        """``table`` is the point table with the score columns already added;
+        ``columns`` maps score names to their identifiers (for the caller to show)."""
+        self.columns = dict(columns or {})
+        table = table.append_column(ROW_COLUMN, pa.array(np.arange(table.num_rows)))
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:", config=_CONNECT_CONFIG)
-        self._con.register(TABLE_NAME, points)
+        self._con.register(TABLE_NAME, table)
         for statement in _LOCKDOWN:
             self._con.execute(statement)
+
+    @classmethod
+    def for_store(cls, store: Store, points: pa.Table | None = None) -> PointQuery:
+        """Over the store's point table (``points`` when the caller holds it) and scores."""
+        if points is None:
+            points = pq.read_table(store.table_path("validate", "points"))
+        columns = sql_columns(store, points.column_names)
+        for name, ident in columns.items():
+            values = np.asarray(store.score(name), dtype=np.float32)
+            points = points.append_column(ident, pa.array(values))
+        return cls(points, columns)
 
     def check(self, clause: str) -> str:
         """The full SELECT for ``clause``, or a QueryError saying why it cannot run."""
@@ -174,12 +182,16 @@ _QUERIES: weakref.WeakKeyDictionary[Store, PointQuery] = weakref.WeakKeyDictiona
 _QUERIES_LOCK = threading.Lock()
 
 
-def point_query(store: Store) -> PointQuery:
-    """The store's PointQuery, made on first use and kept while the Store lives."""
+def point_query(store: Store, points: pa.Table | None = None) -> PointQuery:
+    """The store's PointQuery, made on first use and kept while the Store lives.
+
+    ``points``: the point table as Arrow, when the caller holds it already (the app does),
+    so it is not read from Parquet a second time.
+    """
     with _QUERIES_LOCK:
         query = _QUERIES.get(store)
         if query is None:
-            query = _QUERIES[store] = PointQuery(store)
+            query = _QUERIES[store] = PointQuery.for_store(store, points)
         return query
 
 
