@@ -155,14 +155,15 @@ def anndata_subset(store: Store, rows: NDArray[np.int64]) -> Any:
     obs.index = pd.Index(obs[key].astype(str), name=None)
     if key == "obs_name":
         obs = obs.drop(columns=[key])
-    for name in obs.columns:  # h5ad stores text as str or categorical, not Arrow strings
+    for name in obs.columns:
         if obs[name].dtype == object or pd.api.types.is_string_dtype(obs[name].dtype):
-            obs[name] = obs[name].astype(object).where(obs[name].notna(), None)
+            # nullable text: h5py cannot write a None inside an object column
+            obs[name] = obs[name].astype("string")
     x = np.asarray(store.vectors(reduced=False)[rows], dtype=np.float32)
     obsm = {f"X_{name}": np.asarray(store.layout(name)[rows]) for name in store.layouts}
-    uns = {"explorer": {"source": str(source.get("path", "")), "vectors": source.get("vectors")}}
-    if uns["explorer"]["vectors"] is None:
-        uns["explorer"]["vectors"] = "X"
+    # the file name only: an export shared with others should not carry local paths
+    origin = Path(str(source.get("path", ""))).name
+    uns = {"explorer": {"source": origin, "vectors": source.get("vectors") or "X"}}
     return anndata.AnnData(X=x, obs=obs, obsm=obsm, uns=uns)
 
 

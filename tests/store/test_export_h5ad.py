@@ -26,6 +26,7 @@ def h5ad_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     vectors, meta = tiny_data()
     obs = meta[["label", "prediction", "size", "note"]].copy()
+    obs["batch"] = pd.Series(["b1", "b2"] * 300, dtype=object).where(meta.index != 7, None)
     obs.index = pd.Index([f"cell{i:03d}" for i in range(len(meta))])
     folder = tmp_path_factory.mktemp("h5ad")
     path = folder / "cells.h5ad"
@@ -51,7 +52,10 @@ def test_h5ad_export_round_trips(h5ad_store: Path, tmp_path: Path) -> None:
     assert sorted(back.obsm.keys()) == sorted(f"X_{name}" for name in store.layouts)
     for name in store.layouts:
         np.testing.assert_array_equal(back.obsm[f"X_{name}"], np.asarray(store.layout(name))[ROWS])
-    assert back.uns["explorer"]["vectors"] == "X"
+    batch = back.obs["batch"]
+    assert batch.isna().tolist() == [i == 7 for i in ROWS]  # a missing value stays missing
+    assert batch.astype(str).tolist()[:2] == ["b1", "b2"]
+    assert back.uns["explorer"] == {"source": "cells.h5ad", "vectors": "X"}
 
 
 def test_cli_exports_h5ad(h5ad_store: Path, tmp_path: Path) -> None:
