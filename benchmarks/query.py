@@ -1,6 +1,6 @@
 """Search and SQL filter latency over synthetic point tables (issue 12's targets).
 
-    nice python benchmarks/query.py --sizes 1e6,1e7 --repeats 7
+    nice python benchmarks/query.py --sizes 1e6,1e7 --repeats 7 [--workers 1]
 
 Search: ``search_rows`` over one column of short texts (four words from a 25-word
 vocabulary, ~20 bytes a row): a common word (~15% of rows), a rare pair (~0.5%), a regex,
@@ -86,21 +86,22 @@ def timed(fn: Callable[[], int], repeats: int) -> tuple[int, float, float]:
     return hits, float(np.percentile(times, 50)), float(np.percentile(times, 90))
 
 
-def run(n: int, repeats: int) -> None:
+def run(n: int, repeats: int, workers: int | None) -> None:
     """Print the search and SQL timings for one table size."""
     start = time.perf_counter()
     table = synthetic_table(n)
     print(f"{n:,} rows made in {time.perf_counter() - start:.1f} s ({os.cpu_count()} cores)")
     searches = {
-        "search 'zebra'": ("zebra", False, None),
-        "search 'omega zeta'": ("omega zeta", False, None),
-        "search regex '^alpha.*z'": ("^alpha.*z", True, None),
-        "search id '123456'": ("123456", False, "id"),
+        "search 'zebra'": ("zebra", False, ["text"], None),
+        "search 'omega zeta'": ("omega zeta", False, ["text"], None),
+        "search regex '^alpha.*z'": ("^alpha.*z", True, ["text"], None),
+        "search 'zebra' or id": ("zebra", False, ["text"], "id"),
+        "id only '123456'": ("123456", False, [], "id"),
     }
-    for label, (query, regex, id_col) in searches.items():
+    for label, (query, regex, columns, id_col) in searches.items():
         hits, p50, p90 = timed(
-            lambda q=query, r=regex, i=id_col: (
-                search_rows(table, q, columns=["text"], regex=r, id_column=i).count
+            lambda q=query, r=regex, c=columns, i=id_col: (
+                search_rows(table, q, columns=c, regex=r, id_column=i, workers=workers).count
             ),
             repeats,
         )
@@ -118,9 +119,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1e6", help="comma-separated row counts")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--workers", type=int, help="search threads (default: one per core)")
     args = parser.parse_args()
     for size in args.sizes.split(","):
-        run(int(float(size)), args.repeats)
+        run(int(float(size)), args.repeats, args.workers)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def _check_pattern(query: str) -> None:
 
 
 def _match_columns(
-    texts: list[pa.ChunkedArray], query: str, n: int, *, regex: bool
+    texts: list[pa.ChunkedArray], query: str, n: int, *, regex: bool, workers: int | None
 ) -> NDArray[np.bool_]:
     """Rows where any of ``texts`` matches, the slices matched on a thread pool."""
     # One mask row per column: each task writes its own block, so no two threads ever
@@ -125,7 +125,7 @@ def _match_columns(
         found = _match_array(array, query, regex=regex)
         masks[i, start : start + len(array)] = found.to_numpy(zero_copy_only=False)
 
-    workers = min(len(tasks), os.cpu_count() or 1)
+    workers = min(len(tasks), workers or os.cpu_count() or 1)
     if workers <= 1:
         for task in tasks:
             match(task)
@@ -144,13 +144,15 @@ def search_rows(
     regex: bool = False,
     limit: int | None = None,
     id_column: str | None = None,
+    workers: int | None = None,
 ) -> SearchResult:
     """Rows of ``table`` where any of ``columns`` contains ``query`` (ignoring case).
 
     With ``regex=True`` the query is an RE2 regular expression (searched, not anchored),
     also case-insensitive. When ``id_column`` is given, rows whose id equals the query
     exactly match too. An empty query matches nothing. ``limit`` caps the rows returned,
-    not ``count``. Raises QueryError for a bad regex or an unknown column.
+    not ``count``. ``workers`` threads match slices of the columns at once (default: one
+    per core). Raises QueryError for a bad regex or an unknown column.
     """
     n = table.num_rows
     if not query:
@@ -163,7 +165,7 @@ def search_rows(
         msg = f"no column {missing[0]!r} to search (columns: {', '.join(table.column_names)})"
         raise QueryError(msg)
     texts = [_as_text(table.column(name), name) for name in columns]
-    mask = _match_columns(texts, query, n, regex=regex)
+    mask = _match_columns(texts, query, n, regex=regex, workers=workers)
     if id_column is not None:
         same = _id_mask(table.column(id_column), query)
         if same is not None:

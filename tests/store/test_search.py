@@ -81,3 +81,5 @@ def test_many_chunks_and_slices_match_a_plain_loop(monkeypatch: pytest.MonkeyPat
     for query in ["banana", "élan", "an"]:
         expected = [i for i, t in enumerate(texts) if query.casefold() in t.casefold()]
         assert search_rows(table, query, columns=["t"]).rows.tolist() == expected
+        assert search_rows(table, query, columns=["t"], workers=1).rows.tolist() == expected
+    assert search_rows(table, "x", columns=[]).count == 0  # no columns, no id: nothing
