@@ -140,7 +140,7 @@ def anndata_subset(store: Store, rows: NDArray[np.int64]) -> Any:
     source = store.manifest.get("source", {})
     if source.get("format") != "h5ad":
         msg = (
-            f"store {store.path} was built from a .{source.get('format') or '?'} file; "
+            f"store {store.path} was built from {source.get('format') or 'unknown'} input; "
             "only stores built from .h5ad export as .h5ad (use parquet, csv or jsonl)"
         )
         raise InputError(msg)
