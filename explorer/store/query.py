@@ -13,7 +13,8 @@ Only a ``WHERE`` clause over that one table may run, enforced three ways:
 2. the connection is in memory, holds only the registered Arrow table, and is locked
    down after registering it (no file or network access, no extension loading, no Python
    replacement scans; ``lock_configuration`` stops a clause from switching them back);
-3. every DuckDB error comes back as a one-line QueryError.
+3. every DuckDB error comes back as a one-line QueryError, and a clause that runs longer
+   than ``TIMEOUT_S`` is interrupted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from explorer.store.reader import Store
 
 TABLE_NAME = "points"
 ROW_COLUMN = "__row"
+TIMEOUT_S = 10.0
+"""A clause still running after this long is stopped: the connection serves every session."""
 
 # Set at connect time: these cannot be changed on an open connection.
 _CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
@@ -167,14 +170,23 @@ class PointQuery:
             raise QueryError(reason)
         return sql
 
-    def rows(self, clause: str) -> NDArray[np.int64]:
+    def rows(self, clause: str, *, timeout_s: float = TIMEOUT_S) -> NDArray[np.int64]:
         """Sorted int64 rows where ``clause`` is true (NULL counts as false)."""
         sql = self.check(clause)
+        # An interrupt that arrives after the query ended is harmless: DuckDB clears it
+        # when the next query starts.
+        timer = threading.Timer(timeout_s, self._con.interrupt)
         try:
             with self._lock:  # a DuckDB connection serves one query at a time
+                timer.start()
                 found = self._con.execute(sql).fetchnumpy()[ROW_COLUMN]
+        except duckdb.InterruptException as exc:
+            msg = f"the filter ran for more than {timeout_s:g} s and was stopped; simplify it"
+            raise QueryError(msg) from exc
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from exc
+        finally:
+            timer.cancel()
         return np.sort(np.asarray(found, dtype=np.int64))
 
 
@@ -195,10 +207,11 @@ def point_query(store: Store, points: pa.Table | None = None) -> PointQuery:
         return query
 
 
-def where_rows(store: Store, clause: str) -> NDArray[np.int64]:
+def where_rows(store: Store, clause: str, *, timeout_s: float = TIMEOUT_S) -> NDArray[np.int64]:
     """Rows of ``store`` where the SQL ``clause`` holds, e.g. ``label = '7' AND outlier > 0.9``.
 
     Raises QueryError (one line) for a clause that does not parse, does not run, or is
-    anything but a WHERE condition over the point table.
+    anything but a WHERE condition over the point table, or one still running after
+    ``timeout_s`` seconds.
     """
-    return point_query(store).rows(clause)
+    return point_query(store).rows(clause, timeout_s=timeout_s)

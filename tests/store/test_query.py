@@ -103,3 +103,17 @@ def test_files_stay_out_of_reach_even_unparsed(store: Store) -> None:
         con.execute("SELECT * FROM read_csv('/etc/passwd')")
     with pytest.raises(Exception, match="locked"):
         con.execute("SET enable_external_access = true")
+
+
+def test_a_long_clause_is_stopped() -> None:
+    """A clause that takes seconds over 1M rows, with a 50 ms limit, is stopped in one line."""
+    import pyarrow as pa
+
+    from explorer.store.query import PointQuery
+
+    words = pa.array(["alpha beta", "gamma zeta", "eta theta z"] * 333_334)
+    query = PointQuery(pa.table({"text": words}))
+    slow = "regexp_matches(repeat(text, 30), '(alpha|beta|gamma).*(zeta|eta).*z$')"
+    with pytest.raises(QueryError, match=r"ran for more than 0\.05 s and was stopped"):
+        query.rows(slow, timeout_s=0.05)
+    assert query.rows("text = 'eta theta z' AND __row < 6").tolist() == [2, 5]
