@@ -49,3 +49,7 @@ class StaleSelectionError(StoreError):
 
 class StageMissingError(StoreError):
     """The store lacks a stage that the caller needs."""
+
+
+class QueryError(ExplorerError):
+    """A search pattern or SQL filter cannot be run as written (bad syntax, refused)."""

@@ -136,7 +136,11 @@ def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     which.add_argument("--ids", type=Path, metavar="FILE", help="ids, one per line")
     which.add_argument("--slice", metavar="NAME", help="a saved selection or slice")
     which.add_argument("--all", action="store_true", help="every point")
-    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], help="default: from --out")
+    p.add_argument(
+        "--format",
+        choices=["parquet", "csv", "jsonl", "h5ad"],
+        help="default: from --out; h5ad for stores built from .h5ad",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--coords", metavar="LAYOUT", action="append", default=[], help="add x/y")
     p.add_argument("--vectors", action="store_true", help="add the vectors")

@@ -2,7 +2,9 @@
 
 Formats: ``.npy`` (vectors only), Parquet (a list column, or all numeric columns), CSV
 (numeric columns, or columns sharing a prefix), AnnData ``.h5ad`` (if ``anndata`` is
-installed). Metadata may also come from ``--meta FILE`` (CSV or Parquet, same row order).
+installed), and a Hugging Face ``datasets`` folder written by ``Dataset.save_to_disk`` (if
+``datasets`` is installed; read from its Arrow files, nothing downloaded). Metadata may also
+come from ``--meta FILE`` (CSV or Parquet, same row order).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def _check_file(path: Path) -> None:
         msg = f"{path}: no such file"
         raise InputError(msg)
     if path.is_dir():
-        msg = f"{path} is a directory; give the vectors file inside it"
+        msg = (
+            f"{path} is a directory; give the vectors file inside it "
+            "(or a folder written by datasets' save_to_disk)"
+        )
         raise InputError(msg)
     try:
         with path.open("rb") as f:
@@ -103,6 +108,11 @@ def read_parquet(path: Path, vectors: str | None) -> RawInput:
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         msg = f"{path} is not a readable Parquet file ({exc})"
         raise InputError(msg) from exc
+    return _split_table(path, table, vectors)
+
+
+def _split_table(path: Path, table: pa.Table, vectors: str | None) -> RawInput:
+    """Vectors from list column ``vectors`` (or the only list column), or None; the rest."""
     list_cols = [
         f.name
         for f in table.schema
@@ -120,6 +130,39 @@ def read_parquet(path: Path, vectors: str | None) -> RawInput:
         meta = table.drop([vectors]).to_pandas()
         return matrix, meta, []
     return None, table.to_pandas(), []
+
+
+HF_DATASET_FILES = ("dataset_info.json", "state.json")
+"""What ``datasets.Dataset.save_to_disk`` writes beside its Arrow files."""
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder written by ``datasets.Dataset.save_to_disk``."""
+    return path.is_dir() and all((path / name).is_file() for name in HF_DATASET_FILES)
+
+
+def input_format(path: Path) -> str:
+    """The input's format as the manifest records it: the suffix, or ``hf-datasets``."""
+    return "hf-datasets" if path.is_dir() else path.suffix.lower().lstrip(".")
+
+
+def read_hf_dataset(path: Path, vectors: str | None) -> RawInput:
+    """A ``save_to_disk`` folder: a table whose vectors are a list column (as in Parquet)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        msg = f"{path}: reading a Hugging Face datasets folder needs the datasets package"
+        raise InputError(msg + " (pip install datasets)") from exc
+    try:
+        loaded = datasets.load_from_disk(str(path))  # local Arrow files only: no download
+    except (OSError, ValueError, KeyError) as exc:
+        msg = f"{path} is not a readable datasets folder ({str(exc).splitlines()[0]})"
+        raise InputError(msg) from exc
+    if not isinstance(loaded, datasets.Dataset):
+        msg = f"{path} holds several splits; give one split's folder, e.g. {path / 'train'}"
+        raise InputError(msg)
+    table: pa.Table = loaded.with_format("arrow")[:]
+    return _split_table(path, table, vectors)
 
 
 def read_csv(path: Path) -> RawInput:
@@ -188,8 +231,13 @@ def _parquet_table(path: Path) -> pd.DataFrame:
 
 
 def read_input(spec: InputSpec) -> RawInput:
-    """Dispatch on the file's suffix."""
+    """Dispatch on the file's suffix (or a datasets folder)."""
     path = spec.path
+    if is_hf_dataset_dir(path):
+        return read_hf_dataset(path, spec.vectors)
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        msg = f"{path} holds several splits; give one split's folder, e.g. {path / 'train'}"
+        raise InputError(msg)
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -200,5 +248,8 @@ def read_input(spec: InputSpec) -> RawInput:
         return read_csv(path)
     if suffix == ".h5ad":
         return read_h5ad(path, spec.vectors)
-    msg = f"{path}: unknown input format {suffix!r}; use .npy, .parquet, .csv or .h5ad"
+    msg = (
+        f"{path}: unknown input format {suffix!r}; use .npy, .parquet, .csv, .h5ad "
+        "or a datasets save_to_disk folder"
+    )
     raise InputError(msg)

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from explorer.errors import InputError
 from explorer.ingest.dataset import Dataset, InputSpec
-from explorer.ingest.readers import RawInput, read_input, read_table_file
+from explorer.ingest.readers import RawInput, input_format, read_input, read_table_file
 
 MIN_POINTS = 5
 # An object column is taken for a numeric column with a bad cell (and reported) when at
@@ -217,7 +217,7 @@ def load_dataset(spec: InputSpec) -> Dataset:
     notes += _check_images(spec, table)
     dup_of = duplicate_rows(vectors)
     roles = {**spec.role_columns(), "id": id_col}
-    source = {**spec.describe(), "format": spec.path.suffix.lower().lstrip(".")}
+    source = {**spec.describe(), "format": input_format(spec.path)}
     return Dataset(
         vectors=vectors,
         points=table,

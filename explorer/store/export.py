@@ -1,7 +1,8 @@
 """Export a subset of a store's points (ids and metadata, optionally coords and vectors).
 
 Pure with respect to the store: reads it, returns bytes or writes one file atomically.
-Used by ``explorer export`` and by the app's download button.
+Used by ``explorer export`` and by the app's download button. A store built from an AnnData
+``.h5ad`` file can also be exported as ``.h5ad`` (``h5ad_bytes``), for scanpy.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from explorer.errors import InputError
+from explorer.errors import ExplorerError, InputError
 from explorer.store.atomic import write_bytes_atomic
 from explorer.store.reader import Store
 
-FORMATS = ("parquet", "csv", "jsonl")
+FORMATS = ("parquet", "csv", "jsonl", "h5ad")
+"""Every export format; ``h5ad`` only for stores built from .h5ad (``formats_for``)."""
 
 
 def subset_table(
@@ -212,13 +215,75 @@ def export_rows(
     errors: bool = False,
     raw: bool = False,
 ) -> int:
-    """Write the subset to ``out`` atomically; return the number of rows written."""
+    """Write the subset to ``out`` atomically; return the number of rows written.
+
+    ``h5ad`` writes every layout and the vectors whatever ``layouts`` and ``vectors`` say.
+    """
     check_out_path(out)
-    table = subset_table(store, rows, layouts=layouts, vectors=vectors, errors=errors)
-    data = table_bytes(table, fmt, raw=raw)
+    if fmt == "h5ad":
+        data = h5ad_bytes(store, rows)
+    else:
+        table = subset_table(store, rows, layouts=layouts, vectors=vectors, errors=errors)
+        data = table_bytes(table, fmt, raw=raw)
     try:
         write_bytes_atomic(out, data)
     except OSError as exc:
         msg = f"cannot write {out} ({exc.strerror}); check the folder's permissions and space"
         raise InputError(msg) from exc
     return len(rows)
+
+
+# -- AnnData ------------------------------------------------------------------------------
+
+
+def formats_for(store: Store) -> tuple[str, ...]:
+    """The export formats this store supports: ``h5ad`` only when built from an .h5ad."""
+    if store.manifest.get("source", {}).get("format") == "h5ad":
+        return FORMATS
+    return tuple(f for f in FORMATS if f != "h5ad")
+
+
+def anndata_subset(store: Store, rows: NDArray[np.int64]) -> Any:
+    """The rows as an ``anndata.AnnData``: obs = point table, X = vectors, obsm = layouts.
+
+    obs is indexed by the original ``obs_name`` (or the id column, as text); X holds the
+    vectors the store was built from (``.X`` or the ``.obsm`` key given to the build);
+    each layout is ``obsm['X_<layout>']`` (n, 2) float32, as scanpy names them.
+    """
+    source = store.manifest.get("source", {})
+    if source.get("format") != "h5ad":
+        msg = (
+            f"store {store.path} was built from {source.get('format') or 'unknown'} input; "
+            "only stores built from .h5ad export as .h5ad (use parquet, csv or jsonl)"
+        )
+        raise InputError(msg)
+    try:
+        import anndata
+    except ImportError as exc:
+        msg = "exporting .h5ad needs the anndata package (pip install anndata)"
+        raise ExplorerError(msg) from exc
+    rows = np.asarray(rows, dtype=np.int64)
+    obs = subset_table(store, rows)
+    key = "obs_name" if "obs_name" in obs.columns else (store.roles.get("id") or obs.columns[0])
+    obs.index = pd.Index(obs[key].astype(str), name=None)
+    if key == "obs_name":
+        obs = obs.drop(columns=[key])
+    for name in obs.columns:
+        if obs[name].dtype == object or pd.api.types.is_string_dtype(obs[name].dtype):
+            # nullable text: h5py cannot write a None inside an object column
+            obs[name] = obs[name].astype("string")
+    x = np.asarray(store.vectors(reduced=False)[rows], dtype=np.float32)
+    obsm = {f"X_{name}": np.asarray(store.layout(name)[rows]) for name in store.layouts}
+    # the file name only: an export shared with others should not carry local paths
+    origin = Path(str(source.get("path", ""))).name
+    uns = {"explorer": {"source": origin, "vectors": source.get("vectors") or "X"}}
+    return anndata.AnnData(X=x, obs=obs, obsm=obsm, uns=uns)
+
+
+def h5ad_bytes(store: Store, rows: NDArray[np.int64]) -> bytes:
+    """The rows as an .h5ad file's bytes (see ``anndata_subset``)."""
+    adata = anndata_subset(store, rows)
+    with tempfile.TemporaryDirectory(prefix="explorer-h5ad-") as folder:
+        path = Path(folder) / "selection.h5ad"
+        adata.write_h5ad(path)  # h5py writes to a path; the bytes go out atomically
+        return path.read_bytes()

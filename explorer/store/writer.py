@@ -31,11 +31,15 @@ _HASH_CHUNK = 1 << 22
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
+    """SHA-256 of a file's bytes, read in chunks; of a folder, its files' names and bytes."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():  # a datasets folder: a renamed or moved file changes the input
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                h.update(chunk)
     return h.hexdigest()
 
 
