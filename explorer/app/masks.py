@@ -17,6 +17,10 @@ from numpy.typing import NDArray
 
 ColumnMask = Callable[[str, Any], NDArray[np.bool_]]
 
+# The filter key of a SQL condition (``filters={"sql:where": ["label = '7'"]}``): no column
+# name of a store holds a ':' followed by this word by accident.
+WHERE_FILTER = "sql:where"
+
 
 def canonical_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
     """Filters in one spelling: numeric ranges as two floats, category sets sorted."""

@@ -1,10 +1,11 @@
-"""Named selections: the one way a slice, a tree node, a saved selection or a score range
-becomes ``state.select(...)``.
+"""Named selections: the one way a slice, a tree node, a saved selection, a score range, a
+search or a SQL condition becomes ``state.select(...)``.
 
-A reference is text, so the URL can carry it: ``saved:NAME``, ``slice:NAME``, ``node:ID``
-or ``range:COLUMN:LOW:HIGH``. Every pane that selects by name (the treemap, the slice
-table, the outlier threshold, the intrinsic-dimension brush, the saved-selection list) and
-the URL go through ``select_ref``, so "what the link opens" and "what the click selected"
+A reference is text, so the URL can carry it: ``saved:NAME``, ``slice:NAME``, ``node:ID``,
+``range:COLUMN:LOW:HIGH``, ``search:TEXT``, ``regex:PATTERN`` or ``where:SQL CONDITION``.
+Every pane that selects by name (the treemap, the slice table, the outlier threshold, the
+intrinsic-dimension brush, the saved-selection list, the search and SQL boxes) and the URL
+go through ``select_ref``, so "what the link opens" and "what the click selected"
 can never differ.
 """
 
@@ -12,14 +13,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.state import ExplorerState
+from explorer.errors import StoreError
+from explorer.store.search import search_rows
 
-KINDS = ("saved", "slice", "node", "range")
+if TYPE_CHECKING:  # resources import this module (for SQL filters): only a type here
+    from explorer.app.resources import StoreResources
+
+KINDS = ("saved", "slice", "node", "range", "search", "regex", "where")
 
 
 @dataclass(frozen=True)
@@ -71,15 +77,42 @@ def range_ref(column: str, lo: float, hi: float) -> str:
     return f"range:{column}:{float(lo)!r}:{float(hi)!r}"
 
 
-class RowSource(Protocol):
-    """What resolves references to rows (``StoreResources``)."""
+def rows_of(res: StoreResources, ref: Ref) -> NDArray[np.int64]:
+    """Sorted rows a reference names; an ExplorerError saying why when it names nothing."""
+    if ref.kind == "node":
+        if not res.hierarchy.available or not res.hierarchy.has_node(ref.node):
+            msg = f"this store has no hierarchy node {ref.node}"
+            raise StoreError(msg)
+        return res.hierarchy.members(ref.node)
+    if ref.kind == "range":
+        column, lo, hi = ref.span
+        if column not in res.store.scores and column not in res.names_of("numeric"):
+            msg = f"cannot select a range of {column!r}: no such score or numeric column"
+            raise StoreError(msg)
+        values = res.values(column)
+        return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+    if ref.kind == "slice":
+        return res.slices.members(ref.value)
+    if ref.kind in ("search", "regex"):
+        columns = [c.name for c in res.columns.values() if c.kind in ("text", "categorical")]
+        found = search_rows(res.table, ref.value, columns=columns, regex=ref.kind == "regex",
+                            id_column=res.id_column)  # fmt: skip
+        return found.rows
+    if ref.kind == "where":
+        return where_rows(res, ref.value)
+    return res.store.selection(ref.value)
 
-    def rows_of(self, ref: Ref) -> NDArray[np.int64]:
-        """Sorted int64 rows of ``ref``; raise ExplorerError/ValueError when it does not exist."""
+
+def where_rows(res: StoreResources, clause: str) -> NDArray[np.int64]:
+    """Rows where the SQL condition ``clause`` holds (DuckDB, read-only, one WHERE)."""
+    # DuckDB loads on the first query, not with the app (it is not needed to start).
+    from explorer.store.query import point_query
+
+    return point_query(res.store, res.table).rows(clause)
 
 
 def select_ref(
-    state: ExplorerState, source: RowSource, text: str, *, origin: str, mode: str | None = None
+    state: ExplorerState, res: StoreResources, text: str, *, origin: str, mode: str | None = None
 ) -> int:
     """Select what ``text`` names (combined by ``mode``); return how many rows it names.
 
@@ -87,6 +120,6 @@ def select_ref(
     those rows, so a link reopens it.
     """
     ref = parse_ref(text)
-    rows = np.asarray(source.rows_of(ref), dtype=np.int64)
+    rows = np.asarray(rows_of(res, ref), dtype=np.int64)
     state.select(rows, source=origin, mode=mode, ref=str(ref))
     return int(rows.size)

@@ -8,6 +8,7 @@ from explorer.app.panes import (
     details,
     export,
     filters,
+    find,
     intrinsic,
     outliers,
     scatter,
@@ -20,6 +21,7 @@ from explorer.app.resources import StoreResources
 
 PANES: tuple[PaneSpec, ...] = (
     controls.PANE,
+    find.PANE,
     details.PANE,
     filters.PANE,
     export.PANE,

@@ -32,13 +32,13 @@ from explorer.app.columns import (
     first_rows,
     numeric_values,
 )
-from explorer.app.masks import FilterMasks
+from explorer.app.masks import WHERE_FILTER, FilterMasks
 from explorer.app.models.hierarchy import HierarchyModel
 from explorer.app.models.scores import ScoreModel, finite_median
 from explorer.app.models.slices import SliceModel
-from explorer.app.refs import Ref
+from explorer.app.refs import where_rows
 from explorer.app.thumbs import Thumbnails
-from explorer.errors import ConfigError, StoreError
+from explorer.errors import ConfigError
 from explorer.render.colors import CategoricalColor
 from explorer.render.raster import NumericColor, PointIndex
 from explorer.store.export import subset_table
@@ -266,6 +266,10 @@ class StoreResources:
         return self._masks.get(filters)
 
     def _filter_mask(self, column: str, value: Any) -> NDArray[np.bool_]:
+        if column == WHERE_FILTER:
+            keep = np.zeros(self.n_points, bool)
+            keep[where_rows(self, str(value[0]) if value else "")] = True
+            return keep
         info = self.columns.get(column)
         if info is None and column not in self.store.scores:
             msg = f"cannot filter on {column!r}: no such column or score in this store"
@@ -285,25 +289,6 @@ class StoreResources:
         if not self.store.has_errors:
             return None
         return self._cached("wrong", "", lambda: _frozen(self.store.error_values()))
-
-    # -- named selections ------------------------------------------------------------------
-    def rows_of(self, ref: Ref) -> NDArray[np.int64]:
-        """Sorted rows a reference names (see ``explorer.app.refs``)."""
-        if ref.kind == "node":
-            if not self.hierarchy.available or not self.hierarchy.has_node(ref.node):
-                msg = f"this store has no hierarchy node {ref.node}"
-                raise StoreError(msg)
-            return self.hierarchy.members(ref.node)
-        if ref.kind == "range":
-            column, lo, hi = ref.span
-            if column not in self.store.scores and column not in self.names_of("numeric"):
-                msg = f"cannot select a range of {column!r}: no such score or numeric column"
-                raise StoreError(msg)
-            values = self.values(column)
-            return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
-        if ref.kind == "slice":
-            return self.slices.members(ref.value)
-        return self.store.selection(ref.value)
 
     # -- single points ----------------------------------------------------------------------
     def neighbors(self, row: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

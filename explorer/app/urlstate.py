@@ -28,7 +28,10 @@ from explorer.app.state import ExplorerState
 
 SELECTION_PARAM = "selection_ref"
 # The URL key of each kind of selection reference ("saved" keeps the older "selection").
-REF_KEYS = {"saved": "selection", "slice": "slice", "node": "node", "range": "range"}
+REF_KEYS = {
+    "saved": "selection", "slice": "slice", "node": "node", "range": "range",
+    "search": "search", "regex": "regex", "where": "where",
+}  # fmt: skip
 
 
 def _plain_filters(filters: Mapping[str, Any]) -> dict[str, Any]:

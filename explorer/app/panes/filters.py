@@ -17,6 +17,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.masks import WHERE_FILTER
 from explorer.app.pane import PaneSpec
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
@@ -33,6 +34,10 @@ def shown_as_text(labels: list[str]) -> dict[str, str]:
     the widget's value still holds the real labels (``html.escape`` is one-to-one).
     """
     return {html.escape(label): label for label in labels}
+
+
+# Fixed, so a filter row (widget and its ✕) fits the sidebar instead of overflowing it.
+WIDGET_WIDTH = 245
 
 
 class FiltersPane(Viewer):
@@ -65,13 +70,17 @@ class FiltersPane(Viewer):
         """Show a widget for ``column`` (no filtering until its value changes)."""
         if column in self.widgets:
             return self.widgets[column]
-        if column in self._res.names_of("categorical"):
+        if column == WHERE_FILTER:  # a SQL condition from the Find pane: shown, not edited
+            widget: pn.widgets.Widget = pn.widgets.TextInput(  # type: ignore[no-untyped-call]
+                label="SQL condition", value="", disabled=True, width=WIDGET_WIDTH
+            )
+        elif column in self._res.names_of("categorical"):
             codes, labels = self._res.codes(column)
             counts = np.bincount(codes, minlength=len(labels))
             top = np.argsort(-counts, kind="stable")[:MAX_OPTIONS]
-            widget: pn.widgets.Widget = pn.widgets.MultiChoice(  # type: ignore[no-untyped-call]
+            widget = pn.widgets.MultiChoice(  # type: ignore[no-untyped-call]
                 label=column, options=shown_as_text([labels[i] for i in top]), value=[],
-                placeholder="all values", sizing_mode="stretch_width",
+                placeholder="all values", width=WIDGET_WIDTH,
             )  # fmt: skip
             widget.param.watch(self._on_widget, "value")
         else:
@@ -79,7 +88,7 @@ class FiltersPane(Viewer):
             hi = hi if hi > lo else lo + 1.0
             widget = pn.widgets.EditableRangeSlider(  # type: ignore[no-untyped-call]
                 label=column, start=lo, end=hi, value=(lo, hi), step=(hi - lo) / 200,
-                sizing_mode="stretch_width",
+                width=WIDGET_WIDTH,
             )  # fmt: skip
             widget.param.watch(self._on_widget, "value_throttled")
         remove = pn.widgets.Button(label="✕", width=32, margin=(24, 5, 5, 0))  # type: ignore[no-untyped-call]
@@ -120,7 +129,9 @@ class FiltersPane(Viewer):
         try:
             for column, value in self.state.filters.items():
                 widget = self.add_filter(column)
-                if isinstance(widget, pn.widgets.MultiChoice):
+                if column == WHERE_FILTER:
+                    widget.value = str(value[0]) if value else ""
+                elif isinstance(widget, pn.widgets.MultiChoice):
                     widget.value = [str(v) for v in value]
                 else:
                     widget.value = (float(value[0]), float(value[1]))
