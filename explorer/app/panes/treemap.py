@@ -81,6 +81,7 @@ class TreemapPane(Viewer):
         self.thumbs = ColumnDataSource({"url": [], "x": [], "y": [], "w": [], "h": []})
         self.figure = self._make_figure()
         self.shown: list[int] = []  # node of each cell, in cell order (for tests)
+        self._crumb_path: list[int] = []
         self._panel = pn.Column(
             pn.Row(self.color_choice, self.info, sizing_mode="stretch_width"),
             self.crumbs,
@@ -229,8 +230,12 @@ class TreemapPane(Viewer):
         return out
 
     def _update_crumbs(self, focus: int) -> None:
+        path = self._tree.path(focus)
+        if path == self._crumb_path:
+            return  # the same buttons: a click on one in flight must still find it
+        self._crumb_path = path
         buttons = []
-        for node in self._tree.path(focus):
+        for node in path:
             label = _fit(self._tree.name(node), 160, px_per_char=6.5)
             button = pn.widgets.Button(  # type: ignore[no-untyped-call]
                 label=label, color="light", margin=(0, 2), height=28,
