@@ -296,3 +296,15 @@ def test_app_csv_export_neutralises_formulas(hostile_store: Path) -> None:
     values = set(table[HOSTILE_COLUMN])
     assert "'=1+1" in values
     assert "=1+1" not in values
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_large_exports_in_a_process_equal_the_thread(
+    resources: StoreResources, fmt: str
+) -> None:
+    from explorer.app.exporter import export_bytes
+
+    rows = np.arange(0, 600, 3, dtype=np.int64)
+    here = export_bytes(resources.store, rows, fmt, layouts=("umap",), min_rows=10**9)
+    there = export_bytes(resources.store, rows, fmt, layouts=("umap",), min_rows=0)
+    assert there == here

@@ -20,12 +20,13 @@ from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import in_worker
+from explorer.app.exporter import export_bytes
 from explorer.app.pane import PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
 from explorer.errors import ExplorerError, SelectionExistsError
-from explorer.store.export import FORMATS, table_bytes
+from explorer.store.export import FORMATS
 from explorer.store.format import check_selection_name
 from explorer.store.selections import save_selection
 
@@ -88,10 +89,10 @@ class ExportPane(Viewer):
     def export_bytes(self) -> bytes:
         """The selection as a file in the chosen format."""
         layouts = tuple(self._res.store.layouts) if self.with_coords.value else ()
-        table = self._res.subset(
-            self.state.selection, layouts=layouts, vectors=self.with_vectors.value
-        )
-        return table_bytes(table, self.format.value)
+        return export_bytes(
+            self._res.store, self.state.selection, self.format.value, layouts=layouts,
+            vectors=self.with_vectors.value, points=self._res.table,
+        )  # fmt: skip
 
     def export_file(self) -> io.BytesIO | None:
         """FileDownload's callback: the file, or None (and a notification) on failure."""
