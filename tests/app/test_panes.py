@@ -325,3 +325,20 @@ def test_split_view_shares_the_selection(app: ExplorerApp, resources: StoreResou
     assert query["color_by2"] == "size"
     app.state.split = False
     assert "color_by2" not in view_query(app.state)
+
+
+def test_selection_magnitude_exact_at_once_estimated_on_demand(
+    app: ExplorerApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import explorer.app.panes.outliers as outliers_module
+
+    pane = app.pane("outliers")
+    app.state.select(np.arange(50))
+    assert "of the selection: " in pane.magnitude.object
+    assert not pane.estimate_button.visible
+    monkeypatch.setattr(outliers_module, "SELECTION_EXACT_LIMIT", 100)
+    app.state.select(np.arange(300))  # "large": asked for, not computed on every click
+    assert pane.estimate_button.visible
+    assert "of the selection" not in pane.magnitude.object
+    pane.estimate_selection_magnitude()
+    assert "of the selection: " in pane.magnitude.object
