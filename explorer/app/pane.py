@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import panel as pn
+import param
 from panel.viewable import Viewer
+from param.parameters import NoNone
 
 from explorer.app.resources import StoreResources
 from explorer.app.state import ExplorerState
@@ -39,3 +42,18 @@ class PaneSpec:
         if not all(store.has_stage(stage) for stage in self.requires):
             return False
         return self.needs is None or bool(self.needs(resources))
+
+
+class PaneBase(Viewer):
+    """What every pane shares: the session's state, the process's resources, and its layout
+    (``_panel``, built once in the pane's ``__init__``)."""
+
+    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
+    _panel: pn.viewable.Viewable
+
+    def __init__(self, resources: StoreResources, **params: Any) -> None:
+        super().__init__(**params)  # type: ignore[no-untyped-call]
+        self._res = resources
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._panel

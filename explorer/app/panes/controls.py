@@ -6,25 +6,20 @@ from typing import Any
 
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import StoreResources
-from explorer.app.state import SELECT_MODES, ExplorerState
+from explorer.app.state import SELECT_MODES
 
 DENSITY_LABEL = "point density"
 
 
-class ControlsPane(Viewer):
+class ControlsPane(PaneBase):
     """What is drawn (layout, colour) and how the map's box and lasso combine selections."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         scores = set(resources.store.scores)
         options = {DENSITY_LABEL: ""}
         for name in self.state.param.color_by.objects:
@@ -98,9 +93,6 @@ class ControlsPane(Viewer):
     def _on_selection(self) -> None:
         n, total = self.state.n_selected, self.state.n_selectable
         self.count.object = markup.note(f"{n:,} of {total:,} points selected")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

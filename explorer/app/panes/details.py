@@ -8,25 +8,19 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 HINT = "Hover over the map to see a point; click to pin it and show its nearest neighbours."
 
 
-class DetailsPane(Viewer):
+class DetailsPane(PaneBase):
     """Shows one point as text (metadata is escaped, never run)."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self.card = markup.html_pane(markup.note(HINT), sizing_mode="stretch_width")
         self.select_button = pn.widgets.Button(  # type: ignore[no-untyped-call]
             label="Select it and its neighbours", visible=False, sizing_mode="stretch_width"
@@ -73,9 +67,6 @@ class DetailsPane(Viewer):
         if pinned is not None:
             idx, _ = self._res.neighbors(pinned)
             self.state.select(np.append(idx, pinned), source="details")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

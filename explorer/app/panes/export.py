@@ -15,16 +15,13 @@ from typing import Any
 
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import in_worker
 from explorer.app.exporter import export_bytes
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 from explorer.errors import ExplorerError, SelectionExistsError
 from explorer.store.export import FORMATS
 from explorer.store.format import check_selection_name
@@ -43,15 +40,13 @@ def _notify(kind: str, message: str) -> None:
         getattr(notes, kind)(message, duration=6000 if kind != "error" else 10000)
 
 
-class ExportPane(Viewer):
+class ExportPane(PaneBase):
     """Download the selection (Parquet/CSV/JSONL), save it by name, load a saved one."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
     last_message = param.String(default="", doc="the last success or error shown (for tests)")
 
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self.format = pn.widgets.RadioButtonGroup(  # type: ignore[no-untyped-call]
             options=FORMAT_LABELS, value="parquet", sizing_mode="stretch_width"
         )
@@ -183,9 +178,6 @@ class ExportPane(Viewer):
     def _report(self, kind: str, message: str) -> None:
         self.last_message = message
         _notify(kind, markup.esc(message))
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

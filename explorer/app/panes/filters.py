@@ -13,14 +13,11 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.masks import WHERE_FILTER
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 ADD_PROMPT = "Add a filter…"
 MAX_OPTIONS = 2000  # categories offered in a filter (the most frequent ones)
@@ -40,14 +37,11 @@ def shown_as_text(labels: list[str]) -> dict[str, str]:
 WIDGET_WIDTH = 245
 
 
-class FiltersPane(Viewer):
+class FiltersPane(PaneBase):
     """One widget per filtered column; empty categories or a full range mean 'no filter'."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self.columns = [
             *resources.names_of("categorical"),
             *resources.names_of("numeric"),
@@ -141,9 +135,6 @@ class FiltersPane(Viewer):
         n = self.state.n_points
         text = f"{kept:,} of {n:,} points pass the filters" if self.state.filters else ""
         self.summary.object = markup.note(text) if text else ""
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

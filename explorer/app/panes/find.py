@@ -14,27 +14,22 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.masks import WHERE_FILTER
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref, where_rows
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 from explorer.errors import ExplorerError
 
 
-class FindPane(Viewer):
+class FindPane(PaneBase):
     """Search box, SQL box, and the pinned point's neighbours as a selection."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
     last_message = param.String(default="", doc="the last count or error shown (for tests)")
 
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self.search_input = pn.widgets.TextInput(  # type: ignore[no-untyped-call]
             label="Search text or id", placeholder="a word, a phrase or an id (Enter)",
             sizing_mode="stretch_width",
@@ -122,9 +117,6 @@ class FindPane(Viewer):
     @param.depends("state.pinned", watch=True)
     def _on_pinned(self) -> None:
         self.like_button.disabled = self.state.pinned is None
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

@@ -12,16 +12,13 @@ from typing import Any
 
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.charts import Histogram
 from explorer.app.models.scores import LOCAL_ID
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import range_ref, select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 MEANING = (
     "The intrinsic dimension is the number of independent directions the data varies in "
@@ -29,14 +26,11 @@ MEANING = (
 )
 
 
-class IntrinsicPane(Viewer):
+class IntrinsicPane(PaneBase):
     """Global ID, local-ID histogram with a brush, selection median against the whole."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self._scores = resources.scores
         self.histogram = Histogram("local intrinsic dimension (drag to select)", self.select_range)
         self.summary = markup.html_pane("", margin=(0, 10))
@@ -79,9 +73,6 @@ class IntrinsicPane(Viewer):
         if sel.size:
             text += f" · selection {self._scores.median(LOCAL_ID, sel):.2f} ({sel.size:,} points)"
         self.medians.object = markup.note(text)
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

@@ -15,17 +15,14 @@ import numpy as np
 import panel as pn
 import param
 from numpy.typing import NDArray
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import run_then, served_document
 from explorer.app.charts import Gallery, Histogram
 from explorer.app.models.scores import OUTLIER
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import range_ref, select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 from explorer.magnitude import SELECTION_EXACT_LIMIT, SelectionMagnitude
 
 TOP = 24
@@ -36,14 +33,11 @@ MEANING = (
 )
 
 
-class OutliersPane(Viewer):
+class OutliersPane(PaneBase):
     """Top outliers (click to pin), score histogram with a threshold, magnitudes."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self._scores = resources.scores
         hist = self._scores.histogram(OUTLIER)
         lo, hi = float(hist.edges[0]), float(hist.edges[-1])
@@ -143,9 +137,6 @@ class OutliersPane(Viewer):
         self.magnitude.object = markup.note(
             " · ".join(parts) + " (the effective number of distinct points)" if parts else ""
         )
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 def _mag(result: SelectionMagnitude) -> str:

@@ -21,17 +21,14 @@ import param
 from bokeh import events
 from bokeh.document import without_document_lock
 from numpy.typing import NDArray
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import on_loop, run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure, palette_of
 from explorer.app.mapmarks import MapMarks
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
-from explorer.app.state import ExplorerState
 from explorer.render.hittest import points_in_box, points_in_polygon
 from explorer.render.raster import NumericColor, nearest_point
 
@@ -51,16 +48,14 @@ STATE_HANDLERS = {
 }  # fmt: skip  # range changes while dragging: render when they pause
 
 
-class MapPane(Viewer):
+class MapPane(PaneBase):
     """The Datashader-style map of the current layout, with box/lasso select and hover."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
     frames_drawn = param.Integer(default=0, doc="frames rendered so far (for tests and stats)")
     last_frame_ms = param.Number(default=0.0, doc="render + encode time of the last frame")
 
     def __init__(self, resources: StoreResources, *, second: bool = False, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         # The split view's second map draws its own layout and colour, same selection.
         self.second = second
         self._names = SECOND_MAP if second else {}

@@ -15,16 +15,13 @@ import numpy as np
 import panel as pn
 import param
 from numpy.typing import NDArray
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import run_then, served_document
 from explorer.app.charts import Gallery
 from explorer.app.models.scores import finite_median
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 GRID_SIZE = 48
 TOP_VALUES = 5
@@ -37,14 +34,11 @@ def _known_mean(errors: np.ndarray) -> float:
     return float(known.mean()) if known.size else float("nan")
 
 
-class SelectionPane(Viewer):
+class SelectionPane(PaneBase):
     """Summary of ``state.selection``; every label is escaped."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self.header = markup.html_pane("", sizing_mode="stretch_width")
         self.stats = markup.html_pane("", sizing_mode="stretch_width")
         self.gallery = Gallery(self.pick, columns=8, cell=56, height=330)
@@ -138,9 +132,6 @@ class SelectionPane(Viewer):
         shown = f"{len(items)} of {n:,}" if n > len(items) else f"all {n:,}"
         self.gallery_note.object = markup.note(f"{shown} selected points (click one to pin it)")
         self.gallery.show(items)
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

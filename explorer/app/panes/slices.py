@@ -13,14 +13,11 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 PAGE_SIZE = 14
 TITLES = {
@@ -35,14 +32,11 @@ HELP = (
 )
 
 
-class SlicesPane(Viewer):
+class SlicesPane(PaneBase):
     """A sortable table of slices; a click selects the slice."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self._model = resources.slices
         kinds = self._model.kinds()
         self.kind_filter = pn.widgets.CheckButtonGroup(  # type: ignore[no-untyped-call]
@@ -106,9 +100,6 @@ class SlicesPane(Viewer):
         ref = self.state.selection_ref
         if ref.startswith("saved:") and ref[6:] not in set(self.frame.get("name", [])):
             self.refresh()  # just saved: list it
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(

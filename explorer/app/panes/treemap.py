@@ -19,16 +19,13 @@ import param
 from bokeh.models import ColumnDataSource, Range1d, TapTool
 from bokeh.plotting import figure
 from numpy.typing import NDArray
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.background import on_loop, served_document
 from explorer.app.models.hierarchy import COLOR_CHOICES
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 from explorer.render.colors import DEFAULT_PALETTE
 from explorer.render.treemap import treemap_rects
 
@@ -57,14 +54,11 @@ def _hex_of(values: NDArray[np.float64]) -> list[str]:
     return out
 
 
-class TreemapPane(Viewer):
+class TreemapPane(PaneBase):
     """Drill down the cluster hierarchy; every click is a selection."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self._tree = resources.hierarchy
         nodes = self._tree.nodes
         choices = {k: v for k, v in COLOR_CHOICES.items() if v[0] in nodes}
@@ -280,9 +274,6 @@ class TreemapPane(Viewer):
     def _on_tap(self, attr: str, old: Any, new: Any) -> None:
         if new and 0 <= new[0] < len(self.shown):
             self.click(self.shown[int(new[0])])
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 def _fit(text: str, width_px: float, px_per_char: float = 7.0) -> str:

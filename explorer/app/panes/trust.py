@@ -13,15 +13,12 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from panel.viewable import Viewer
-from param.parameters import NoNone
 
 from explorer.app import markup
 from explorer.app.charts import Histogram
-from explorer.app.pane import PaneSpec
+from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import range_ref, select_ref
 from explorer.app.resources import StoreResources
-from explorer.app.state import ExplorerState
 
 MEANING = (
     "Trust = the share of a point's nearest neighbours in the data that are also among its "
@@ -35,14 +32,11 @@ def trust_score(layout: str | None) -> str:
     return f"trust:{layout}"
 
 
-class TrustPane(Viewer):
+class TrustPane(PaneBase):
     """Layout trust: mean, share below the threshold, highlight switch, histogram."""
 
-    state = param.ClassSelector(class_=ExplorerState, allow_None=NoNone, constant=True)
-
     def __init__(self, resources: StoreResources, **params: Any) -> None:
-        super().__init__(**params)  # type: ignore[no-untyped-call]
-        self._res = resources
+        super().__init__(resources, **params)
         self._scores = resources.scores
         self.summary = markup.html_pane("", margin=(0, 10))
         self.flag = pn.widgets.Checkbox.from_param(  # type: ignore[no-untyped-call]
@@ -103,9 +97,6 @@ class TrustPane(Viewer):
             hist.edges, hist.counts, self._scores.selected_counts(self.score, sel)
         )
         self.histogram.mark(self.state.trust_threshold)
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._panel
 
 
 PANE = PaneSpec(
