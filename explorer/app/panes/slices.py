@@ -50,6 +50,9 @@ class SlicesPane(PaneBase):
             pd.DataFrame(), disabled=True, selectable=1, show_index=False, pagination="local",
             page_size=PAGE_SIZE, sizing_mode="stretch_both", min_height=250, titles=TITLES,
             formatters={
+                # Long names wrap (Tabulator's textarea formatter escapes HTML, like plaintext).
+                "name": {"type": "textarea"},
+                "related": {"type": "textarea"},
                 "error_rate": NumberFormatter(format="0.0%"),
                 "lower_bound": NumberFormatter(format="0.0%"),
                 "lift": NumberFormatter(format="0.00"),
