@@ -366,6 +366,10 @@ def serve(
 
 
 def show(path: str | Path, **kwargs: Any) -> ExplorerApp:
-    """The app over the store at ``path``, for a notebook: display it, read ``.selection``."""
-    pn.extension(notifications=True)
+    """The app over the store at ``path``, for a notebook: display it, read ``.selection``.
+
+    Loads Panel's notebook support (and Tabulator, which the slice table needs: a
+    notebook only loads the JavaScript that ``pn.extension`` names).
+    """
+    pn.extension("tabulator", notifications=True, inline=True)
     return build_app(path)
