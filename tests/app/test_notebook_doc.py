@@ -16,7 +16,9 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_docs_notebook_runs_clean(tmp_path: Path) -> None:
+def test_docs_notebook_runs_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No user kernelspecs: "python3" is this venv's ipykernel, which imports this checkout.
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
     nb = nbformat.read(ROOT / "docs" / "notebook.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip

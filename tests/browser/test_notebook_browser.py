@@ -94,6 +94,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
+        # No user kernelspecs: "python3" is this venv's ipykernel (its "python" is ours).
+        "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "IPYTHONDIR": str(home / "ipython"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
