@@ -234,6 +234,10 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
     sx1, sy1 = left + 0.65 * width, top + 0.75 * height
     drag_box(page, sx0, sy0, sx1, sy1)
     n = wait_until(lambda: kernel(page, "app.state.n_selected"), page, 20)
+    # Every pane follows (the sidebar's count), and the kernel raised nothing doing so.
+    page.get_by_text(f"{n:,} of 600 points selected").wait_for(timeout=15_000)
+    # (Less the CDN stylesheets that cannot load offline: see ``outside`` below.)
+    assert [e for e in errors if "failed to load" not in e.lower()] == [], errors
     page.screenshot(path=str(artifact("notebook-box-selection.png")))
 
     read = kernel(page, "app.selection['pid'].tolist()")
@@ -250,7 +254,7 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
     assert 0 < len(surely) < 600
     assert surely <= set(rows) <= maybe
     # on_select saw the box's selection, as a DataFrame of those rows.
-    assert kernel(page, "seen[-1:]") == [read]
+    assert wait_until(lambda: kernel(page, "seen[-1:]"), page, 10) == [read]
 
     # And the other way: a selection made in the kernel shows in the page.
     assert kernel(page, "app.select(ids=['p001', 'p002', 'p003'])") == 3
