@@ -2,8 +2,9 @@
 
 ``build_app(store)`` makes a new ``ExplorerState`` and new panes (one session) over the
 process's shared ``StoreResources``. ``serve`` hands ``pn.serve`` a function, so every
-browser tab gets its own state. ``show(path)`` returns the same app for a notebook, and
-``app.selection`` is the current selection as a DataFrame.
+browser tab gets its own state. ``show(path)`` returns the same app for a notebook, where
+``app.selection``, ``app.select(...)``, ``app.color_by`` and ``app.on_select(fn)`` read and
+drive it from Python (see docs/notebook.ipynb).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
 from bokeh.settings import settings as bokeh_settings
+from numpy.typing import ArrayLike, NDArray
 from panel.viewable import Viewer
 from param.parameters import NoNone
 
@@ -30,6 +33,7 @@ from explorer.app.resources import StoreResources
 from explorer.app.serving import server_options
 from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
+from explorer.errors import InputError
 
 ACCENT = "#4c78a8"
 SIDEBAR_WIDTH = 330
@@ -137,10 +141,90 @@ class ExplorerApp(Viewer):
         store = self.resources.store
         return f"explorer · {store.path.name} · {store.n_points:,} points"
 
+    # -- from Python (a notebook) ---------------------------------------------------------
     @property
     def selection(self) -> pd.DataFrame:
-        """The selected points' ids and metadata, as a DataFrame."""
+        """The selected points' ids and metadata, as a DataFrame (rows in table order)."""
         return self.resources.subset(self.state.selection)
+
+    def select(
+        self, rows: ArrayLike | None = None, *, ids: ArrayLike | None = None, mode: str = "replace"
+    ) -> int:
+        """Select points from Python; returns how many are selected now.
+
+        rows : row numbers (ints, as in ``app.state.selection``) or an (n,) bool mask.
+        ids : values of the id column instead (``app.resources.id_column``).
+        mode : "replace", "add" or "subtract". Rows the filters hide are dropped.
+        """
+        if (rows is None) == (ids is None):
+            msg = "select() takes row numbers or a mask, or ids=[...]: give exactly one"
+            raise InputError(msg)
+        picked = self._rows_of_ids(ids) if ids is not None else self._rows_of(rows)  # type: ignore[arg-type]
+        try:
+            self.state.select(picked, source="python", mode=mode)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        self._push()
+        return self.state.n_selected
+
+    def _rows_of(self, rows: ArrayLike) -> NDArray[np.int64]:
+        array = np.asarray(rows)
+        if array.dtype == bool:
+            if array.shape != (self.state.n_points,):
+                msg = f"a mask must have shape ({self.state.n_points},), not {array.shape}"
+                raise InputError(msg)
+            return np.flatnonzero(array).astype(np.int64)
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            msg = f"rows must be integer row numbers or a bool mask, not {array.dtype}; ids=..."
+            raise InputError(msg)
+        return array.astype(np.int64).ravel()
+
+    def _rows_of_ids(self, ids: ArrayLike) -> NDArray[np.int64]:
+        column = self.resources.id_column
+        wanted = pd.Index(np.asarray(ids, dtype=object).ravel())
+        found = pd.Index(self.resources.column(column)).get_indexer(wanted)
+        if (found < 0).any():
+            missing = wanted[found < 0]
+            msg = f"{len(missing)} ids are not in column {column!r}, e.g. {missing[0]!r}"
+            raise InputError(msg)
+        rows: NDArray[np.int64] = np.asarray(found, dtype=np.int64)
+        return rows
+
+    @property
+    def color_by(self) -> str:
+        """The column or score the map is coloured by ('' = point density); settable."""
+        return str(self.state.color_by)
+
+    @color_by.setter
+    def color_by(self, column: str) -> None:
+        options = self.state.param["color_by"].objects
+        if column not in options:
+            names = ", ".join(repr(c) for c in options)
+            msg = f"cannot colour by {column!r}: choose one of {names}"
+            raise InputError(msg)
+        self.state.color_by = column
+        self._push()
+
+    def on_select(self, callback: Callable[[pd.DataFrame], None]) -> Callable[[], None]:
+        """Call ``callback(app.selection)`` after each change of selection (browser or Python).
+
+        Returns a function that stops the calls.
+        """
+
+        def changed(_: param.parameterized.Event) -> None:
+            callback(self.selection)
+
+        watcher = self.state.param.watch(changed, ["selection"])
+        return lambda: self.state.param.unwatch(watcher)
+
+    def _push(self) -> None:
+        """Send Bokeh changes made from the kernel to a notebook's browser.
+
+        Panel pushes its own panes' changes over the comm, but not a raw Bokeh model's
+        (the map's image): ``push_notebook`` sends whatever the document holds.
+        """
+        if self._plain is not None and self._plain._models:
+            pn.io.push_notebook(self._plain)  # type: ignore[no-untyped-call]
 
     def link_url(self) -> None:
         """Keep the view in the browser's URL (when served with a location)."""
@@ -282,6 +366,10 @@ def serve(
 
 
 def show(path: str | Path, **kwargs: Any) -> ExplorerApp:
-    """The app over the store at ``path``, for a notebook: display it, read ``.selection``."""
-    pn.extension(notifications=True)
+    """The app over the store at ``path``, for a notebook: display it, read ``.selection``.
+
+    Loads Panel's notebook support (and Tabulator, which the slice table needs: a
+    notebook only loads the JavaScript that ``pn.extension`` names).
+    """
+    pn.extension("tabulator", notifications=True, inline=True)
     return build_app(path)
