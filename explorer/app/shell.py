@@ -9,6 +9,7 @@ drive it from Python (see docs/notebook.ipynb).
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from explorer.app.state import ExplorerState
 from explorer.app.urlstate import bind_location
 from explorer.errors import InputError
 
+log = logging.getLogger(__name__)
 ACCENT = "#4c78a8"
 SIDEBAR_WIDTH = 330
 TABS_MIN_WIDTH = 440  # the analytic tabs share the width with the map, within these bounds
@@ -115,19 +117,29 @@ class ExplorerApp(Viewer):
             items.append(self.panes[spec.name])
         return items
 
-    def _main(self) -> list[Any]:
+    def _main(self, *, stacked: bool = False) -> list[Any]:
+        """The map(s) with the analytic tabs beside them, or below them when ``stacked``
+        (a notebook cell is too narrow for the map, the sidebar and the tabs in a row)."""
+        size: dict[str, Any] = (
+            {"sizing_mode": "stretch_width", "height": MIN_MAP_HEIGHT} if stacked else
+            {"sizing_mode": "stretch_both", "min_width": TABS_MIN_WIDTH,
+             "max_width": TABS_MAX_WIDTH, "min_height": MIN_MAP_HEIGHT}
+        )  # fmt: skip
         tabs = pn.Tabs(  # type: ignore[no-untyped-call]
             *[(spec.title, self.panes[spec.name]) for spec in self._region("tabs")],
-            sizing_mode="stretch_both", min_width=TABS_MIN_WIDTH, max_width=TABS_MAX_WIDTH,
-            min_height=MIN_MAP_HEIGHT, dynamic=False,
+            dynamic=False, **size,
         )  # fmt: skip
         self.tabs = tabs
         # The split view takes the analytic tabs' room: two maps need the width.
-        tabs.visible = not self.state.split
-        self.state.param.watch(lambda e: setattr(tabs, "visible", not e.new), ["split"])
+        tabs.visible = stacked or not self.state.split
+        if not stacked:
+            self.state.param.watch(lambda e: setattr(tabs, "visible", not e.new), ["split"])
         maps = [self.panes[spec.name] for spec in self._region("map")]
-        row = pn.Row(*maps, tabs, sizing_mode="stretch_both", min_height=MIN_MAP_HEIGHT)
         below = [self.panes[spec.name] for spec in self._region("below")]
+        if stacked:
+            row = pn.Row(*maps, sizing_mode="stretch_width", height=MIN_MAP_HEIGHT + 60)
+            return [self.notices, row, tabs, *below]
+        row = pn.Row(*maps, tabs, sizing_mode="stretch_both", min_height=MIN_MAP_HEIGHT)
         return [self.notices, row, *below]
 
     def show_tab(self, name: str) -> None:
@@ -212,7 +224,10 @@ class ExplorerApp(Viewer):
         """
 
         def changed(_: param.parameterized.Event) -> None:
-            callback(self.selection)
+            try:
+                callback(self.selection)
+            except Exception:  # a user's callback must not stop the app's own updates
+                log.exception("the on_select callback raised")
 
         watcher = self.state.param.watch(changed, ["selection"])
         return lambda: self.state.param.unwatch(watcher)
@@ -264,8 +279,8 @@ class ExplorerApp(Viewer):
             header = markup.html_pane(f"<h3>{markup.esc(self.title)}</h3>", margin=(0, 10))
             self._plain = pn.Column(
                 header,
-                pn.Row(sidebar, pn.Column(*self._main(), sizing_mode="stretch_width",
-                                          height=760)),
+                pn.Row(sidebar, pn.Column(*self._main(stacked=True),
+                                          sizing_mode="stretch_width")),
                 sizing_mode="stretch_width",
             )  # fmt: skip
         return self._plain
