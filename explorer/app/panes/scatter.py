@@ -229,11 +229,8 @@ class MapPane(PaneBase):
         ms = result.render_ms + result.encode_ms
         shown = f"{frame.n_in_view:,} points in view"
         if frame.n_highlight_in_view:
-            what = (
-                "low-trust"
-                if req.highlight is not None and self.state.flag_low_trust
-                else ("highlighted")
-            )
+            low_trust = req.highlight is not None and self.state.flag_low_trust
+            what = "low-trust" if low_trust else "highlighted"
             shown += f", {frame.n_highlight_in_view:,} {what}"
         self._status.object = markup.note(
             f"{shown} · frame {ms:.0f} ms, {result.png_bytes / 1024:.0f} KB"
