@@ -11,8 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.frames import Pictures
-from explorer.app.mapfigure import MapFigure
+from explorer.app.mapfigure import MapFigure, palette_of
 from explorer.app.resources import StoreResources
+from explorer.render.raster import NumericColor
 
 LABEL_CHARS = 28
 
@@ -94,6 +95,36 @@ class MapMarks:
             m.titles.data = {"x": pictures.x, "y": pictures.y, "text": titles}
         else:
             m.titles.data = {"x": [], "y": [], "text": []}
+
+    def color_key(self, name: str) -> str | None:
+        """Show the colour bar for a numeric colouring (hide it otherwise); return the
+        legend's line for it, or None."""
+        color = self._res.color(name)
+        bar = self._map.color_bar
+        if not isinstance(color, NumericColor):
+            bar.visible = False
+            return None
+        lo, hi = color.span or self._res.value_range(name)
+        self._map.color_mapper.update(palette=palette_of(color.cmap), low=lo, high=hi)
+        bar.update(title=name, visible=True)
+        reduction = "highest" if color.reduction == "max" else "mean"
+        return f"{name}: {reduction} per pixel"
+
+    def centre_on(
+        self, layout: str, row: int, view: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float] | None:
+        """Move the browser's view to centre ``row`` (zooming in from a view of nearly
+        everything); return the new view, or None when the point has no position."""
+        x, y = (float(v) for v in self._res.index(layout).coords[row])
+        if not (np.isfinite(x) and np.isfinite(y)):
+            return None
+        fx0, fx1, _, _ = self._res.extent(layout)
+        w, h = view[1] - view[0], view[3] - view[2]
+        if w > 0.5 * (fx1 - fx0):
+            w, h = w / 5, h / 5
+        x0, x1, y0, y1 = x - w / 2, x + w / 2, y - h / 2, y + h / 2
+        self._map.goto.data = {"x0": [x0], "x1": [x1], "y0": [y0], "y1": [y1]}
+        return x0, x1, y0, y1
 
     def labels(self, layout: str | None, view: tuple[float, float, float, float], *,
                visible: bool, mask: NDArray[np.bool_] | None = None) -> None:  # fmt: skip

@@ -25,12 +25,12 @@ from numpy.typing import NDArray
 from explorer.app import markup
 from explorer.app.background import on_loop, run_then
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
-from explorer.app.mapfigure import make_map_figure, palette_of
+from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
 from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
 from explorer.render.hittest import points_in_box, points_in_polygon
-from explorer.render.raster import NumericColor, nearest_point
+from explorer.render.raster import nearest_point
 
 log = logging.getLogger(__name__)
 
@@ -357,20 +357,12 @@ class MapPane(PaneBase):
 
     def _on_centre(self) -> None:
         """Move the view to centre the requested point, zooming in from a far view."""
-        row = self.state.centre
-        if row is None:
+        if self.state.centre is None:
             return
-        x, y = (float(v) for v in self._res.index(self.layout).coords[row])
-        if not (np.isfinite(x) and np.isfinite(y)):
+        view = self._marks.centre_on(self.layout, self.state.centre, self._view)
+        if view is None:
             return
-        fx0, fx1, _, _ = self._res.extent(self.layout)
-        x0, x1, y0, y1 = self._view
-        w, h = x1 - x0, y1 - y0
-        if w > 0.5 * (fx1 - fx0):  # a view of (nearly) everything: zoom in to see the point
-            w, h = w / 5, h / 5
-        self._view = (x - w / 2, x + w / 2, y - h / 2, y + h / 2)
-        v = self._view
-        self._map.goto.data = {"x0": [v[0]], "x1": [v[1]], "y0": [v[2]], "y1": [v[3]]}
+        self._view = view
         self._update_labels()
         self.redraw()
 
@@ -387,16 +379,9 @@ class MapPane(PaneBase):
         self._on_hovered()
 
     def _update_color_key(self) -> None:
-        color = self._res.color(self.color_by)
-        bar = self._map.color_bar
-        if isinstance(color, NumericColor):
-            lo, hi = color.span or self._res.value_range(self.color_by)
-            self._map.color_mapper.update(palette=palette_of(color.cmap), low=lo, high=hi)
-            bar.update(title=self.color_by, visible=True)
-            reduction = "highest" if color.reduction == "max" else "mean"
-            self.legend.object = markup.note(f"{self.color_by}: {reduction} per pixel")
-        else:
-            bar.visible = False
+        note = self._marks.color_key(self.color_by)
+        if note is not None:
+            self.legend.object = markup.note(note)
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The map and its status line (the legend is ``self.legend``, placed by the shell)."""
