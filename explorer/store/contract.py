@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from explorer.errors import StoreCorruptError
+from explorer.store.files import read_npy_header
 from explorer.store.format import STAGE_FILES, STAGE_META, FileSpec, file_spec
 
 _SYMBOL = re.compile(r"^([a-z])(?:\+(\d+))?$")
@@ -24,15 +25,8 @@ _SYMBOL = re.compile(r"^([a-z])(?:\+(\d+))?$")
 def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...]]:
     """dtype and shape from a ``.npy`` file's header (reads a few hundred bytes)."""
     with path.open("rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            msg = f"unsupported .npy version {version}"
-            raise ValueError(msg)
-    return dtype, tuple(int(v) for v in shape)
+        shape, _, dtype = read_npy_header(f)
+    return dtype, shape
 
 
 def _table_header(path: Path) -> tuple[tuple[int, ...], list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -38,6 +38,19 @@ def load_array(path: Path, *, expected_bytes: int | None = None) -> np.ndarray:
         raise StoreCorruptError(msg) from exc
 
 
+def read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from an open ``.npy`` file, left at its data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        msg = f"unsupported .npy version {version}"
+        raise ValueError(msg)
+    return tuple(int(v) for v in shape), bool(fortran), dtype
+
+
 def map_npy(path: Path) -> np.ndarray:
     """Memory-map a ``.npy`` file read-only through ONE open handle.
 
@@ -45,14 +58,7 @@ def map_npy(path: Path) -> np.ndarray:
     file replaced in between would be read as the old header over the new data.
     """
     with path.open("rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            msg = f"unsupported .npy version {version}"
-            raise ValueError(msg)
+        shape, fortran, dtype = read_npy_header(f)
         if dtype.hasobject:
             msg = "object arrays are not allowed"
             raise ValueError(msg)
