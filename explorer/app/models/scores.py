@@ -43,7 +43,6 @@ class ScoreModel:
         self._store = store
         self._hists: BoundedCache[Histogram] = BoundedCache(8)
         self._whole: SelectionMagnitude | None = None
-        self._medians: BoundedCache[float] = BoundedCache(64)
 
     def has(self, name: str) -> bool:
         """Whether the store has the per-point score ``name``."""
@@ -78,11 +77,6 @@ class ScoreModel:
         counts: NDArray[np.int64] = np.bincount(bins[bins >= 0], minlength=N_BINS).astype(np.int64)
         return counts
 
-    def rows_in_range(self, name: str, lo: float, hi: float) -> NDArray[np.int64]:
-        """Sorted rows whose score lies in ``[lo, hi]``."""
-        v = self.values(name)
-        return np.flatnonzero((v >= lo) & (v <= hi)).astype(np.int64)
-
     def top(self, name: str, count: int) -> NDArray[np.int64]:
         """The ``count`` rows with the highest score, highest first (NaN never)."""
         v = np.nan_to_num(self.values(name).astype(np.float64), nan=-np.inf)
@@ -92,11 +86,8 @@ class ScoreModel:
         part = np.argpartition(-v, count - 1)[:count]
         return part[np.argsort(-v[part], kind="stable")].astype(np.int64)
 
-    def median(self, name: str, rows: NDArray[np.int64] | None = None) -> float:
-        """Median of the score over ``rows`` (all points when None: computed once), ignoring
-        NaN."""
-        if rows is None:
-            return self._medians.get(name, lambda: finite_median(self.values(name)))
+    def median(self, name: str, rows: NDArray[np.int64]) -> float:
+        """Median of the score over ``rows``, ignoring NaN (the whole set's: resources)."""
         return finite_median(self.values(name)[rows])
 
     def summary(self, stage: str) -> dict[str, Any]:

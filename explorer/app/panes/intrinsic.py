@@ -68,7 +68,7 @@ class IntrinsicPane(PaneBase):
         hist = self._scores.histogram(LOCAL_ID)
         sel = self.state.selection
         self.histogram.update(hist.edges, hist.counts, self._scores.selected_counts(LOCAL_ID, sel))
-        whole = self._scores.median(LOCAL_ID)
+        whole = self._res.median(LOCAL_ID)
         text = f"Median local ID: all points {whole:.2f}"
         if sel.size:
             text += f" · selection {self._scores.median(LOCAL_ID, sel):.2f} ({sel.size:,} points)"
