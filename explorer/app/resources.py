@@ -299,6 +299,11 @@ class StoreResources:
         keep = np.asarray(idx[row]) != row
         return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
 
+    def neighbourhood(self, row: int) -> NDArray[np.int64]:
+        """Point ``row`` and its high-dimensional neighbours: "points like this one"."""
+        idx, _ = self.neighbors(row)
+        return np.append(idx, row)
+
     @property
     def thumbnails(self) -> Thumbnails | None:
         """The sprite-sheet thumbnails, when the store has them."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 
@@ -65,8 +64,7 @@ class DetailsPane(PaneBase):
     def _select_neighbours(self, _: Any) -> None:
         pinned = self.state.pinned
         if pinned is not None:
-            idx, _ = self._res.neighbors(pinned)
-            self.state.select(np.append(idx, pinned), source="details")
+            self.state.select(self._res.neighbourhood(pinned), source="details")
 
 
 PANE = PaneSpec(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 
@@ -91,8 +90,7 @@ class FindPane(PaneBase):
         pinned = self.state.pinned
         if pinned is None:
             return 0
-        idx, _ = self._res.neighbors(pinned)
-        self.state.select(np.append(idx, pinned), source="find")
+        self.state.select(self._res.neighbourhood(pinned), source="find")
         return self.state.n_selected
 
     def _on_select(self, _: object) -> None:
