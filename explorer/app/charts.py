@@ -20,6 +20,7 @@ from bokeh.plotting import figure
 from numpy.typing import NDArray
 
 from explorer.app.background import on_loop, served_document
+from explorer.app.markup import one_line
 
 ACCENT = "#4c78a8"
 _URI_RE = re.compile(r"^data:image/png;base64,[A-Za-z0-9+/=]*$")
@@ -143,8 +144,8 @@ class Gallery:
                 urls.append(uri)
                 ix.append(x)
                 iy.append(y + 0.1)
-            snippets.append("" if has_image else _clip(snippet, 14))
-            captions.append(_clip(caption, 16))
+            snippets.append("" if has_image else one_line(snippet, 14, strip=True))
+            captions.append(one_line(caption, 16, strip=True))
         self.rows = rows
         n_rows = max(1, -(-len(items) // self.columns))
         self.figure.y_range.update(start=-n_rows - 0.05, end=0.05)
@@ -163,9 +164,3 @@ class Gallery:
     def _on_tap(self, attr: str, old: Any, new: Any) -> None:
         if new:
             self.pick(int(new[0]))
-
-
-def _clip(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters (control characters dropped)."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in str(text)).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

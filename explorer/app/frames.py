@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from explorer.app.markup import one_line
 from explorer.app.resources import StoreResources
 from explorer.render.hittest import points_in_box
 from explorer.render.raster import (
@@ -26,6 +27,7 @@ from explorer.render.raster import (
 )
 
 MAX_SIDE = 4096  # frames larger than this are drawn at lower resolution and scaled up
+TITLE_CHARS = 40  # a title drawn beside its point at a deep zoom
 PICTURE_LIMIT = 400  # at most this many points in view: draw their thumbnails (or titles)
 
 
@@ -101,13 +103,8 @@ def pictures_in_view(
         vp = request.viewport()
         side = float(np.clip(0.7 * np.sqrt(vp.width * vp.height / max(rows.size, 1)), 16, 48))
         return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), uris, None, side)
-    titles = [_title(resources.heading(int(r))) for r in rows]
+    titles = [one_line(resources.heading(int(r)), TITLE_CHARS) for r in rows]
     return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), None, titles)
-
-
-def _title(text: str, limit: int = 40) -> str:
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def min_alpha(n_candidates: int, viewport: Viewport) -> int:

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from explorer.app.frames import Pictures
 from explorer.app.mapfigure import MapFigure, palette_of
+from explorer.app.markup import one_line
 from explorer.app.resources import StoreResources
 from explorer.render.raster import NumericColor
 
@@ -35,12 +36,6 @@ def false_neighbours(
     near = np.argpartition(d2, k - 1)[:k]
     near = near[np.argsort(d2[near], kind="stable")]
     return near[~np.isin(near, true)].astype(np.int64)
-
-
-def _short(name: str) -> str:
-    """A cluster name short enough for the map, on one line."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in name)
-    return flat if len(flat) <= LABEL_CHARS else flat[: LABEL_CHARS - 1] + "…"
 
 
 class MapMarks:
@@ -136,5 +131,5 @@ class MapMarks:
         found = tree.labels_in_view(self._res.index(layout).coords, layout, view, shown=mask)
         self._map.labels.data = {
             "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
-            "text": [_short(name) for _, _, name in found],
+            "text": [one_line(name, LABEL_CHARS) for _, _, name in found],
         }  # fmt: skip

@@ -37,6 +37,15 @@ STYLESHEET = """
 """
 
 
+def one_line(text: object, limit: int, *, strip: bool = False) -> str:
+    """``text`` as one line of at most ``limit`` characters, for canvas text and titles:
+    control characters (a label's newlines, terminal escapes) become spaces (then trimmed
+    from the ends with ``strip``), a cut ends in …."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    flat = flat.strip() if strip else flat
+    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
+
+
 def html_pane(text: str = "", **params: Any) -> pn.pane.HTML:
     """An HTML pane styled for these fragments (give it only what these builders make)."""
     params.setdefault("sizing_mode", "stretch_width")

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from explorer.app import markup
 from explorer.app.background import on_loop, served_document
+from explorer.app.markup import one_line
 from explorer.app.models.hierarchy import COLOR_CHOICES
 from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
@@ -278,11 +279,8 @@ class TreemapPane(PaneBase):
 
 def _fit(text: str, width_px: float, px_per_char: float = 7.0) -> str:
     """``text`` cut to what fits in ``width_px`` (one line, control characters dropped)."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
     limit = max(int((width_px - 8) / px_per_char), 0)
-    if len(flat) <= limit:
-        return flat
-    return flat[: limit - 1] + "…" if limit > 1 else ""
+    return one_line(text, limit) if limit > 1 or len(text) <= limit else ""
 
 
 PANE = PaneSpec(
