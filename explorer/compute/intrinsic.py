@@ -86,7 +86,22 @@ def local_intrinsic_dim(
         is undefined and the point gets the global MacKay–Ghahramani estimate of the defined
         points instead (0.0 if no point is defined, e.g. all points identical). Always finite.
     """
-    inv, valid = _inverse_local(knn_distances, n_neighbors)
+    return local_dim_from_parts(*local_dim_parts(knn_distances, n_neighbors))
+
+
+def local_dim_parts(
+    knn_distances: NDArray[np.floating], n_neighbors: int | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Per point ``1/m(x)`` (n,) float64 and whether it is defined (n,) bool.
+
+    Computed on row blocks and concatenated, ``local_dim_from_parts`` turns them into
+    exactly ``local_intrinsic_dim`` of the whole graph (its fallback is global).
+    """
+    return _inverse_local(knn_distances, n_neighbors)
+
+
+def local_dim_from_parts(inv: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """``local_intrinsic_dim`` from its parts (see ``local_dim_parts``)."""
     out = np.empty(inv.shape[0], dtype=np.float64)
     out[valid] = 1.0 / inv[valid]
     fallback = 1.0 / float(inv[valid].mean()) if valid.any() else 0.0

@@ -46,6 +46,23 @@ def _prepare(x: NDArray[np.float32], metric: str) -> NDArray[np.float32]:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def prepare_vectors(x: NDArray[np.float32], metric: str) -> NDArray[np.float32]:
+    """The vectors as the graph searches them: unit rows for cosine, float32 C-order.
+
+    Refuses an all-zero row under cosine (ConfigError naming it).
+    """
+    return _prepare(x, metric)
+
+
+def put_self_first(indices: NDArray[np.int32], distances: NDArray[np.float32]) -> None:
+    """In place: column 0 of each row becomes the point itself at distance 0.
+
+    Duplicates of a point can displace it from column 0 of an exact or approximate graph;
+    ``knn_graph`` calls this before it returns.
+    """
+    _self_first(indices, distances)
+
+
 def _sq_dists(
     block: NDArray[np.float32], x64_t: NDArray[np.float64], x_sq: NDArray[np.float64]
 ) -> NDArray[np.float64]:

@@ -98,6 +98,7 @@ def _spread_kernel(
     start: int,
     stop: int,
     out: NDArray[np.float32],
+    offset: int,
 ) -> None:
     """``out[i] = 1 / (1 + Σ_{j ≠ i} exp(−t·d_ij))`` over row i of the kNN graph."""
     k = knn_indices.shape[1]
@@ -107,7 +108,7 @@ def _spread_kernel(
         total = 1.0
         for c in range(k):
             j = knn_indices[i, c]
-            if j < 0 or j == i:
+            if j < 0 or j == i + offset:
                 continue
             total += np.exp(-t * np.float64(knn_distances[i, c]))
         out[i] = 1.0 / total
@@ -118,6 +119,7 @@ def outlier_scores(
     knn_distances: NDArray[np.floating],
     t: float,
     on_progress: Callable[[float], None] | None = None,
+    row_offset: int = 0,
 ) -> NDArray[np.float32]:
     """kNN approximation of the weighting vector for every point (higher = more outlying).
 
@@ -131,6 +133,9 @@ def outlier_scores(
         The scale, e.g. from ``choose_scale``.
     on_progress : callable, optional
         Called with the fraction done (0..1) after each block of rows.
+    row_offset : int
+        The graph's first row is point ``row_offset`` (a block of a larger graph; the
+        blocks' scores concatenated equal the whole graph's).
 
     Returns
     -------
@@ -152,7 +157,7 @@ def outlier_scores(
     out = np.empty(n, dtype=np.float32)
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n)
-        _spread_kernel(indices, distances, float(t), start, stop, out)
+        _spread_kernel(indices, distances, float(t), start, stop, out, row_offset)
         if on_progress is not None:
             on_progress(stop / n)
     return out

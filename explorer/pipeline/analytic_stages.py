@@ -19,9 +19,14 @@ TOP_OUTLIERS = 20
 
 
 def _intrinsic(ctx: BuildContext) -> StageResult:
+    raw = local_intrinsic_dim(ctx.knn()[1], ctx.config.intrinsic.n_neighbors)
+    return intrinsic_result(ctx, raw)
+
+
+def intrinsic_result(ctx: BuildContext, raw: np.ndarray) -> StageResult:
+    """The intrinsic stage from the local estimates ``raw`` (however they were computed)."""
     cfg = ctx.config.intrinsic
     indices, distances = ctx.knn()
-    raw = local_intrinsic_dim(distances, cfg.n_neighbors)
     local = smooth_over_neighbors(raw, indices) if cfg.smooth else raw
     ctx.progress(0.3)
     sample_raw, corrected = corrected_global_dimension(
@@ -52,10 +57,21 @@ def _intrinsic(ctx: BuildContext) -> StageResult:
 
 
 def _outliers(ctx: BuildContext) -> StageResult:
-    cfg = ctx.config.outliers
     indices, distances = ctx.knn()
-    t = cfg.scale if cfg.scale is not None else choose_scale(distances)
+    t = outlier_scale(ctx)
     local = outlier_scores(indices, distances, t, on_progress=lambda f: ctx.progress(0.2 * f))
+    return outliers_result(ctx, local, t)
+
+
+def outlier_scale(ctx: BuildContext) -> float:
+    """The local score's scale: ``--outlier-scale``, else from the kNN distances."""
+    cfg = ctx.config.outliers
+    return cfg.scale if cfg.scale is not None else choose_scale(ctx.knn()[1])
+
+
+def outliers_result(ctx: BuildContext, local: np.ndarray, t: float) -> StageResult:
+    """The outliers stage from the local (kNN spread) scores at scale ``t``."""
+    cfg = ctx.config.outliers
     summary: dict[str, object] = {"scale": t}
     if cfg.exact_sample >= 3:
         corr = validate_approximation(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explorer.compute.knn import knn_graph, knn_recall
+from explorer.compute.knn import KnnGraph, knn_graph, knn_recall
 from explorer.compute.pca import pca_reduce
 from explorer.compute.slices import check_errors, error_codes, error_flags
 from explorer.compute.trust import layout_trust
@@ -110,16 +110,28 @@ def _knn(ctx: BuildContext) -> StageResult:
         build_factor=cfg.build_factor,
         on_progress=lambda f: ctx.progress(0.8 * f),
     )
+    return knn_result(ctx, x, graph)
+
+
+def knn_result(
+    ctx: BuildContext, x: np.ndarray, graph: KnnGraph, advice: str | None = None
+) -> StageResult:
+    """The knn stage from a finished graph: its recall on a sample, and a note when low.
+
+    advice : what to raise for a better graph (default: NN-descent's own options).
+    """
+    cfg = ctx.config.knn
     recall = knn_recall(x, graph.indices, cfg.metric, sample=cfg.recall_sample, seed=ctx.seed)
     ctx.progress(1.0)
     notes = []
-    if graph.method == "nndescent" and recall < RECALL_TARGET:
-        notes.append(
-            f"kNN recall is {recall:.2f} (< {RECALL_TARGET}); for a better graph raise "
-            f"--knn-build-factor (now {graph.params['build_neighbors']} candidates kept "
-            f"for k={graph.params['n_neighbors']}) or --knn-candidates "
-            f"(now {graph.params['max_candidates']})"
-        )
+    if graph.method != "exact" and recall < RECALL_TARGET:
+        if advice is None:
+            advice = (
+                f"raise --knn-build-factor (now {graph.params['build_neighbors']} candidates "
+                f"kept for k={graph.params['n_neighbors']}) or --knn-candidates "
+                f"(now {graph.params['max_candidates']})"
+            )
+        notes.append(f"kNN recall is {recall:.2f} (< {RECALL_TARGET}); for a better graph {advice}")
     return StageResult(
         arrays={"indices": graph.indices, "distances": graph.distances},
         summary={"method": graph.method, "recall": round(recall, 4), **graph.params},

@@ -8,13 +8,15 @@ finished stage whose key matches and gives the same store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,6 +29,9 @@ from explorer.pipeline.stage import BuildContext, Stage
 from explorer.store.format import FORMAT_NAME, FORMAT_VERSION
 from explorer.store.writer import StoreWriter, file_digest, stage_key
 from explorer.version import __version__
+
+if TYPE_CHECKING:
+    from explorer.pipeline.distributed import DaskCluster, DaskOptions
 
 
 @dataclass
@@ -92,8 +97,13 @@ def build_store(
     config: BuildConfig | None = None,
     *,
     show_progress: bool = True,
+    dask: DaskOptions | None = None,
 ) -> BuildReport:
-    """Build (or resume building) the projection store for ``spec`` at ``out``."""
+    """Build (or resume building) the projection store for ``spec`` at ``out``.
+
+    dask : build the stages that grow with n on a Dask cluster (pipeline/distributed.py);
+    the store is the same files either way.
+    """
     started = time.perf_counter()
     config = config or BuildConfig()
     config.check()
@@ -101,13 +111,30 @@ def build_store(
     dataset.source["sha256"] = file_digest(spec.path)
     if spec.meta is not None:
         dataset.source["meta_sha256"] = file_digest(spec.meta)
-    with StoreWriter(out, {"n": dataset.n_points, "d": dataset.dim}) as writer:
+    # The cluster is reached before the store is touched: an address that does not
+    # answer leaves nothing behind.
+    with (
+        _connect(dask) as cluster,
+        StoreWriter(out, {"n": dataset.n_points, "d": dataset.dim}) as writer,
+    ):
         run_seed = int(np.random.default_rng().integers(2**31 - 1))
         ctx = BuildContext(config=config, dataset=dataset, store=writer.path, run_seed=run_seed)
+        ctx.cluster = cluster
         report = _run_plan(ctx, writer, show_progress)
         report.seconds = time.perf_counter() - started
         writer.write_manifest(_manifest(ctx, report.records, report.seconds))
     return report
+
+
+@contextlib.contextmanager
+def _connect(options: DaskOptions | None) -> Iterator[DaskCluster | None]:
+    if options is None:
+        yield None
+        return
+    from explorer.pipeline.distributed import open_cluster
+
+    with open_cluster(options) as cluster:
+        yield cluster
 
 
 def _run_plan(ctx: BuildContext, writer: StoreWriter, show_progress: bool) -> BuildReport:
@@ -118,7 +145,8 @@ def _run_plan(ctx: BuildContext, writer: StoreWriter, show_progress: bool) -> Bu
     keys: dict[str, str] = {}
     records = report.records
     marked = False
-    for stage in plan:
+    for planned_stage in plan:
+        stage, distributed = _placed(planned_stage, ctx)
         upstream = _upstream(stage, ctx, planned)
         params = stage.params(ctx)
         key = stage_key(
@@ -133,7 +161,9 @@ def _run_plan(ctx: BuildContext, writer: StoreWriter, show_progress: bool) -> Bu
             if not marked:
                 writer.mark_incomplete()
                 marked = True
-            record = _run_stage(stage, ctx, writer, key, params, upstream, show_progress)
+            record = _run_stage(
+                stage, ctx, writer, key, params, upstream, show_progress, distributed
+            )
             status = "ran"
         records[stage.name] = record
         report.notes.extend(record.get("notes", []))
@@ -151,7 +181,21 @@ def _run_plan(ctx: BuildContext, writer: StoreWriter, show_progress: bool) -> Bu
         if name not in planned:
             writer.mark_incomplete()
             writer.remove_stage(name)
+    if ctx.cluster is not None:
+        from explorer.pipeline.distributed import remove_scratch
+
+        remove_scratch(writer.path)  # checkpoints of stages whose key has changed
     return report
+
+
+def _placed(stage: Stage, ctx: BuildContext) -> tuple[Stage, bool]:
+    """The stage as it runs in this build: on the cluster where it has a version there."""
+    if ctx.cluster is None:
+        return stage, False
+    from explorer.pipeline.distributed import on_cluster
+
+    remote = on_cluster(stage)
+    return (stage, False) if remote is None else (remote, True)
 
 
 def _run_stage(
@@ -162,9 +206,16 @@ def _run_stage(
     params: dict[str, Any],
     upstream: list[str],
     show_progress: bool,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     bar, update = _progress_bar(stage.name, show_progress)
     ctx.progress = update
+    if distributed:
+        from explorer.pipeline.distributed import scratch_folder
+
+        ctx.scratch = scratch_folder(writer.path, stage.name, key)
+        # The manifest says where it ran; the key does not, so either way is reused.
+        params = {**params, **ctx.cluster.describe()}
     t0 = time.perf_counter()
     try:
         result = stage.run(ctx)
@@ -173,7 +224,7 @@ def _run_stage(
         bar.close()
         ctx.progress = lambda _: None
     seconds = time.perf_counter() - t0
-    return writer.write_stage(
+    record = writer.write_stage(
         stage.name,
         key,
         arrays=result.arrays,
@@ -191,6 +242,10 @@ def _run_stage(
             "notes": result.notes,
         },
     )
+    if ctx.scratch is not None:
+        shutil.rmtree(ctx.scratch, ignore_errors=True)  # the stage is stored: shards done
+        ctx.scratch = None
+    return record
 
 
 def _manifest(

@@ -44,6 +44,10 @@ class BuildContext:
     progress: Progress = field(default=lambda _: None)
     # Drawn once per run when no --seed was given, so stages still get an int.
     run_seed: int = 0
+    # Building on Dask (``--dask``): the connected cluster (pipeline.distributed.DaskCluster)
+    # and the running stage's checkpoint folder, kept across reruns until the stage is stored.
+    cluster: Any = None
+    scratch: Path | None = None
 
     @property
     def seed(self) -> int:
