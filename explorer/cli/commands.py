@@ -40,6 +40,16 @@ def _build_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _dask_options(args: argparse.Namespace) -> Any:
+    if getattr(args, "dask", None) is None:
+        return None
+    from explorer.pipeline.distributed import DaskOptions
+
+    return DaskOptions(
+        args.dask, layout_sample=args.dask_layout_sample, shard_rows=args.dask_shard_rows
+    )
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """explorer build INPUT --out STORE."""
     from explorer.ingest.dataset import InputSpec
@@ -58,7 +68,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         text_col=args.text_col,
     )
     config = _build_config(args)
-    report = build_store(spec, args.out, config, show_progress=not args.quiet)
+    report = build_store(
+        spec, args.out, config, show_progress=not args.quiet, dask=_dask_options(args)
+    )
     rows = [
         [
             s.name,

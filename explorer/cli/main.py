@@ -106,6 +106,32 @@ def _add_build(sub: Any, common: argparse.ArgumentParser) -> None:
     c.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default: 0.1)")
     c.add_argument("--umap-epochs", type=int, metavar="N", help="UMAP epochs (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_build_dask(p)
+
+
+def _add_build_dask(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("building on a Dask cluster")
+    d.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the stages that grow with n (pca, knn, umap, trust, intrinsic, outliers) "
+        "on the Dask scheduler at ADDRESS (tcp://host:8786), or local:N to start N local "
+        "workers; the store is the same files",
+    )
+    d.add_argument(
+        "--dask-layout-sample",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="with --dask: fit UMAP on N sampled points and place the rest (default: 1000000)",
+    )
+    d.add_argument(
+        "--dask-shard-rows",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="with --dask: rows per task (default: 100000)",
+    )
 
 
 def _add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:

@@ -167,7 +167,7 @@ def open_cluster(options: DaskOptions) -> Iterator[DaskCluster]:
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
         cluster = DaskCluster(Client(local), options.address, local)  # type: ignore[no-untyped-call]
