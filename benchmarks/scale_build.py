@@ -1,0 +1,146 @@
+"""Building on Dask (issue 11): one process against ``--dask local:N`` on the same data.
+
+For each n, on the synthetic mixture of ``explorer synth`` (64-d by default), each build in
+a fresh process (both pay numba's compilation):
+  - ``explorer build`` in one process: per-stage seconds, kNN recall, trust;
+  - the same with ``--dask local:N``: the kNN graph from overlapping k-means partitions,
+    UMAP fitted on a sample (``--sample-share`` of n, as 1M of 10M) and the rest placed.
+Then, against the in-process store's kNN graph (the same graph for both layouts): the mean
+trust of the in-process layout (fitted on all points) and of the placed one.
+
+    python benchmarks/scale_build.py --sizes 1e5,2e5 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["knn", "umap", "trust", "intrinsic", "outliers"]
+
+
+def _child_build(data: str, out: str, dask: str, opts: str) -> dict[str, object]:
+    from explorer.config import BuildConfig
+    from explorer.ingest.dataset import InputSpec
+    from explorer.pipeline.distributed import DaskOptions
+    from explorer.pipeline.runner import build_store
+
+    options = DaskOptions(dask, **json.loads(opts)) if dask != "none" else None
+    t0 = time.perf_counter()
+    report = build_store(
+        InputSpec(Path(data), label="label", prediction="prediction"),
+        out,
+        BuildConfig(),
+        show_progress=False,
+        dask=options,
+    )
+    total = time.perf_counter() - t0
+    knn = next(s.summary for s in report.stages if s.name == "knn")
+    return {
+        "total": total,
+        "stages": {s.name: s.seconds for s in report.stages},
+        "recall": knn["recall"],
+        "method": knn["method"],
+        "partitions": knn.get("partitions", 1),
+    }
+
+
+def _run_child(args: list[str]) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _trusts(plain: Path, placed: Path) -> tuple[float, float]:
+    import numpy as np
+
+    from explorer.compute.trust import layout_trust
+    from explorer.store.reader import Store
+
+    a, b = Store(plain), Store(placed)
+    indices = np.asarray(a.knn()[0])
+    fitted = float(layout_trust(np.asarray(a.layout("umap")), indices).mean())
+    moved = float(layout_trust(np.asarray(b.layout("umap")), indices).mean())
+    return fitted, moved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e5,2e5", help="comma list of point counts")
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="--dask local:N")
+    parser.add_argument(
+        "--sample-share", type=float, default=0.1, help="layout fitted on this share of n"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=10, help="kNN partitions (each point in 2)"
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child_build(*args.child[1:])))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in [int(float(s)) for s in args.sizes.split(",")]:
+            data = Path(tmp) / f"synth-{size}.parquet"
+            synth = [sys.executable, "-m", "explorer", "synth", "--n", str(size)]
+            synth += ["--dim", str(args.dim), "--out", str(data)]
+            subprocess.run(synth, check=True, capture_output=True, cwd=ROOT)
+            opts = {
+                "layout_sample": max(10, int(size * args.sample_share)),
+                "partition_rows": max(2, 2 * size // args.partitions),
+                "shard_rows": max(1, size // 10),
+            }
+            plain, on_dask = Path(tmp) / f"p-{size}.store", Path(tmp) / f"d-{size}.store"
+            one = _run_child(["build", str(data), str(plain), "none", "{}"])
+            many = _run_child(
+                ["build", str(data), str(on_dask), f"local:{args.workers}", json.dumps(opts)]
+            )
+            fitted, placed = _trusts(plain, on_dask)
+            rows.append((size, one, many, fitted, placed, opts))
+            _print_table(rows, args)
+
+
+def _print_table(rows: list[tuple], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"command: python benchmarks/scale_build.py --sizes {args.sizes} --dim {args.dim} "
+        f"--workers {args.workers} --sample-share {args.sample_share} "
+        f"--partitions {args.partitions}"
+    )
+    head = ["n", "build", *[f"{s} s" for s in STAGES], "total s", "kNN recall", "trust"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for size, one, many, fitted, placed, opts in rows:
+        for label, run, trust in (
+            ("one process", one, f"{fitted:.4f} (fitted on all)"),
+            (
+                f"local:{args.workers}",
+                many,
+                f"{placed:.4f} (fitted on {opts['layout_sample']:,}, placed; "
+                f"{placed - fitted:+.4f})",
+            ),
+        ):
+            stages = run["stages"]
+            cells = [
+                f"{size:,}",
+                label,
+                *[f"{stages.get(s, 0.0):.1f}" for s in STAGES],
+                f"{run['total']:.1f}",
+                f"{run['recall']:.3f} ({run['method']}, {run['partitions']} part.)",
+                trust,
+            ]
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
