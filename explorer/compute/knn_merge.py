@@ -97,7 +97,7 @@ def merge_candidates(
     out_dist = np.full((n, k), np.inf, dtype=np.float32)
     count = np.zeros(n, dtype=np.int64)
     _merge(
-        np.ascontiguousarray(cand_idx, dtype=np.int64),
+        np.ascontiguousarray(cand_idx, dtype=np.int32),
         np.ascontiguousarray(cand_dist, dtype=np.float32),
         k,
         out_idx,

@@ -173,7 +173,7 @@ def spatial_tiles(coords: NDArray[np.float32], n_tiles: int) -> list[NDArray[np.
     bands = max(1, round(np.sqrt(n_tiles)))
     per_band = -(-n_tiles // bands)
     by_x = np.argsort(coords[:, 0], kind="stable")
-    tiles = []
+    tiles: list[NDArray[np.int64]] = []
     for band in np.array_split(by_x, bands):
         by_y = band[np.argsort(coords[band, 1], kind="stable")]
         tiles.extend(np.sort(t).astype(np.int64) for t in np.array_split(by_y, per_band))

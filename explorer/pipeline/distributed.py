@@ -27,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import math
 import os
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
@@ -217,7 +220,7 @@ def _load(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         path.unlink(missing_ok=True)  # a torn file: redo that job
         return None
 
@@ -353,7 +356,7 @@ def _task_partition(
     graph = knn_graph(xp_part, k, metric, **knn)
     return {
         "rows": members,
-        "indices": members[graph.indices].astype(np.int64),
+        "indices": members[graph.indices].astype(np.int32),
         "distances": graph.distances,
     }
 
@@ -512,7 +515,7 @@ def _sharded_graph(ctx: BuildContext, xp: np.ndarray, k: int) -> KnnGraph:
         (0.1, 0.7),
     )
     m = assign.shape[1]
-    cand_idx = np.full((n, m * k), -1, dtype=np.int64)
+    cand_idx = np.full((n, m * k), -1, dtype=np.int32)
     cand_dist = np.full((n, m * k), np.inf, dtype=np.float32)
     filled = np.zeros(n, dtype=np.int64)
     for part in parts:
@@ -771,9 +774,16 @@ def _checkpoints(folder: Path | None) -> int:
     return sum(1 for p in folder.iterdir() if p.suffix == ".npz")
 
 
-def scratch_folder(store: Path, stage: str, key: str) -> Path:
-    """Where a stage run on the cluster keeps its finished shards until it is stored."""
-    return store / f"{SCRATCH_PREFIX}{stage}-{key[:16]}"
+def scratch_folder(store: Path, stage: str, key: str, cluster: DaskCluster) -> Path:
+    """Where a stage run on the cluster keeps its finished shards until it is stored.
+
+    Named by the stage's key and by how the work is cut into jobs (the options other
+    than the address), so a rerun only ever reads back shards of the same jobs.
+    """
+    cut = dataclasses.asdict(cluster.options)
+    del cut["address"], cut["timeout"]
+    digest = hashlib.sha256(json.dumps([key, cut], sort_keys=True).encode()).hexdigest()
+    return store / f"{SCRATCH_PREFIX}{stage}-{digest[:16]}"
 
 
 def remove_scratch(store: Path, keep: Sequence[Path] = ()) -> None:

@@ -213,7 +213,7 @@ def _run_stage(
     if distributed:
         from explorer.pipeline.distributed import scratch_folder
 
-        ctx.scratch = scratch_folder(writer.path, stage.name, key)
+        ctx.scratch = scratch_folder(writer.path, stage.name, key, ctx.cluster)
         # The manifest says where it ran; the key does not, so either way is reused.
         params = {**params, **ctx.cluster.describe()}
     t0 = time.perf_counter()
