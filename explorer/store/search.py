@@ -93,6 +93,22 @@ def _match_array(array: pa.Array, query: str, *, regex: bool) -> pa.BooleanArray
     return pc.fill_null(found, False)
 
 
+def _match_mask(array: pa.Array, query: str, *, regex: bool) -> NDArray[np.bool_]:
+    """``_match_array`` as a NumPy mask; a dictionary's matching values are looked up by
+    code in NumPy (at 10M rows a third of the CPU of Arrow's take, fill and unpack)."""
+    if not isinstance(array, pa.DictionaryArray):
+        found = _match_array(array, query, regex=regex).to_numpy(zero_copy_only=False)
+        return np.asarray(found, dtype=bool)
+    on_values = _match_mask(array.dictionary, query, regex=regex)
+    if not on_values.any():
+        return np.zeros(len(array), dtype=bool)
+    indices = pc.fill_null(array.indices, 0) if array.null_count else array.indices
+    hits: NDArray[np.bool_] = on_values[indices.to_numpy()]
+    if array.null_count:
+        hits &= array.is_valid().to_numpy(zero_copy_only=False)
+    return hits
+
+
 def _slices(column: pa.ChunkedArray) -> Iterator[tuple[int, pa.Array]]:
     """(first row, array) pieces of a column, each at most ``SLICE_ROWS`` long."""
     start = 0
@@ -143,8 +159,7 @@ def _match_columns(
 
     def match(task: tuple[int, int, pa.Array]) -> None:
         i, start, array = task
-        found = _match_array(array, query, regex=regex)
-        masks[i, start : start + len(array)] = found.to_numpy(zero_copy_only=False)
+        masks[i, start : start + len(array)] = _match_mask(array, query, regex=regex)
 
     workers = min(len(tasks), workers or os.cpu_count() or 1)
     if workers <= 1:

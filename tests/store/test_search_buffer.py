@@ -141,3 +141,16 @@ def test_empty_and_all_null_columns() -> None:
         buffer = text_buffer(table.column("t"))
         assert buffer is not None
         assert both(table, "a", buffer) == ([], [])
+
+
+def test_dictionary_columns_with_nulls_and_no_match() -> None:
+    values = ["Fox", None, "sea", "fox", None, "ICE"] * 3
+    tag = pa.chunked_array(
+        [pa.array(values[:7]).dictionary_encode(), pa.array(values[7:]).dictionary_encode()]
+    )
+    table = pa.table({"tag": tag})
+    expected = [i for i, v in enumerate(values) if v is not None and "fox" in v.lower()]
+    assert search_rows(table, "FOX", columns=["tag"]).rows.tolist() == expected
+    assert search_rows(table, "zzz", columns=["tag"]).count == 0
+    empty = pa.table({"tag": pa.array([None, None], pa.string()).dictionary_encode()})
+    assert search_rows(empty, "a", columns=["tag"]).count == 0
