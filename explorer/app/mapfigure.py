@@ -34,6 +34,8 @@ PIN_COLOR = "#111111"
 NEIGHBOUR_COLOR = "#ff7f0e"
 FALSE_COLOR = "#d62728"
 HOVER_COLOR = "#555555"
+PICTURE_FIELDS = ("url", "x", "y", "side", "frame", "color", "alpha")
+TITLE_FIELDS = ("x", "y", "text", "color", "alpha")
 
 
 @dataclass
@@ -127,12 +129,19 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
             "x", "y", source=source, size=size, line_color=color, fill_alpha=0, line_width=2
         )
     # At a deep zoom the points themselves: thumbnails (image stores) or titles (text).
-    pictures = ColumnDataSource({"url": [], "x": [], "y": [], "side": []})
+    # Each thumbnail sits in a frame of its point's colour; outside a selection it is faint.
+    pictures = ColumnDataSource({k: [] for k in PICTURE_FIELDS})
+    fig.rect("x", "y", width="frame", height="frame", width_units="screen",
+             height_units="screen", source=pictures, fill_color="color", line_color="color",
+             fill_alpha="alpha", line_alpha="alpha")  # fmt: skip
     fig.image_url(url="url", x="x", y="y", w="side", h="side", w_units="screen",
-                  h_units="screen", anchor="center", source=pictures)  # fmt: skip
-    titles = ColumnDataSource({"x": [], "y": [], "text": []})
+                  h_units="screen", anchor="center", global_alpha="alpha",
+                  source=pictures)  # fmt: skip
+    titles = ColumnDataSource({k: [] for k in TITLE_FIELDS})
+    fig.scatter("x", "y", source=titles, size=7, fill_color="color", line_color="color",
+                fill_alpha="alpha", line_alpha="alpha")  # fmt: skip
     fig.text("x", "y", text="text", source=titles, text_font_size="10px", x_offset=6,
-             text_baseline="middle", text_color="#333333")  # fmt: skip
+             text_baseline="middle", text_color="#333333", text_alpha="alpha")  # fmt: skip
     # Cluster names: canvas text (never HTML), on a light box so they read over any colour.
     labels = ColumnDataSource({"x": [], "y": [], "text": []})
     fig.text(  # type: ignore[call-arg]  # background_* exist on Text (Bokeh >= 3.4)

@@ -19,11 +19,10 @@ import numpy as np
 import panel as pn
 import param
 from bokeh import events
-from bokeh.document import without_document_lock
 from numpy.typing import NDArray
 
 from explorer.app import markup
-from explorer.app.background import on_loop, run_then
+from explorer.app.background import on_loop, run_then, without_document_lock
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
