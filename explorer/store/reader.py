@@ -394,7 +394,8 @@ class Store:
     ) -> dd.DataFrame:
         """Like ``partition_frame`` but lazy: a ``dask.dataframe`` with one partition per
         touched part (read by ``explorer.store.partitions.read_part`` on the workers), its
-        categorical columns with known categories, so Datashader can aggregate it."""
+        categorical columns with known categories, so Datashader can aggregate it. Dask
+        pushes column selections down: ``ddf[["x", "y"]]`` reads only x and y."""
         import dask.dataframe as dd
 
         cols = self._part_columns(layout, columns)
@@ -405,7 +406,7 @@ class Store:
             empty: dd.DataFrame = dd.from_pandas(meta, npartitions=1)  # type: ignore[no-untyped-call]
             return empty
         ddf: dd.DataFrame = dd.from_map(  # type: ignore[no-untyped-call]
-            read_part, paths, args=[cols, cats], meta=meta, label="explorer-part"
+            read_part, paths, columns=cols, categories=cats, meta=meta, label="explorer-part"
         )
         return ddf
 
