@@ -41,13 +41,16 @@ def _numbers(path: Path, table: pd.DataFrame, column: str, source: LayoutSource)
 
 
 def _from_columns(
-    spec: InputSpec, table: pd.DataFrame, source: LayoutSource
+    spec: InputSpec, table: pd.DataFrame, source: LayoutSource, vector_columns: list[str]
 ) -> tuple[NDArray[np.float64], list[str]]:
     assert source.columns is not None
     for column in source.columns:
         if column not in table.columns:
             have = ", ".join(map(str, table.columns)) or "none"
-            msg = f"--layout {source}: column {column!r} is not in the input (columns: {have})"
+            used = f"; taken as vectors: {', '.join(vector_columns)}" if vector_columns else ""
+            msg = (
+                f"--layout {source}: column {column!r} is not in the input (columns: {have}{used})"
+            )
             raise InputError(msg)
     xs = [_numbers(spec.path, table, c, source) for c in source.columns]
     xy = np.column_stack([x.to_numpy(dtype=np.float64, na_value=np.nan) for x in xs])
@@ -88,16 +91,17 @@ def _check_finite(
 
 
 def read_layouts(
-    spec: InputSpec, table: pd.DataFrame, n: int
+    spec: InputSpec, table: pd.DataFrame, n: int, vector_columns: list[str] | None = None
 ) -> tuple[dict[str, NDArray[np.float32]], pd.DataFrame]:
     """The imported layouts by name ((n, 2) float32, finite) and the table without their
-    columns (role columns stay)."""
+    columns (role columns stay); ``vector_columns`` (those already taken as the vectors)
+    are named when a column is not found."""
     layouts: dict[str, NDArray[np.float32]] = {}
     for source in spec.layouts:
         if source.obsm is not None:
             xy, names = _from_obsm(spec, n, source)
         else:
-            xy, names = _from_columns(spec, table, source)
+            xy, names = _from_columns(spec, table, source, vector_columns or [])
         _check_finite(spec.path, xy, names, source)
         coords = xy.astype(np.float32)
         _check_finite(spec.path, coords, names, source)  # float64 -> float32 overflow

@@ -205,7 +205,7 @@ def load_dataset(spec: InputSpec) -> Dataset:
             msg = f"--meta {spec.meta} has {len(meta)} rows but the vectors have {n}"
             raise InputError(msg)
         table = pd.concat([table.reset_index(drop=True), meta.reset_index(drop=True)], axis=1)
-    layouts, table = read_layouts(spec, table, n)
+    layouts, table = read_layouts(spec, table, n, vector_names)
     _first_nonfinite(spec.path, np.asarray(matrix), vector_names)
     vectors = np.ascontiguousarray(matrix, dtype=np.float32)
     _first_nonfinite(spec.path, vectors, vector_names)  # float64 -> float32 overflow

@@ -117,7 +117,10 @@ def test_partitions_in_is_exactly_the_parts_a_box_meets(part_store: Path) -> Non
         assert list(got["part"]) == list(parts.loc[meets, "part"])
         # every point in the box is in a part that was returned
         inside = (
-            (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+            (coords[:, 0] >= x0)
+            & (coords[:, 0] <= x1)
+            & (coords[:, 1] >= y0)
+            & (coords[:, 1] <= y1)
         )
         frame = store.partition_frame("umap", ["row"], x0, x1, y0, y1)
         assert set(np.flatnonzero(inside)) <= set(frame["row"])
