@@ -232,6 +232,9 @@ def write_partitions(
     ends = np.cumsum(counts)
     (folder / layout).mkdir(parents=True, exist_ok=True)
     records: list[tuple[int, str, int, float, float, float, float]] = []
+    # Parquet encoding is about half of the time. Writing parts on a second thread while
+    # the next is gathered gave no gain here (1e7 points, medians of 3: 11.8 s serial,
+    # 11.7 s and 12.9 s with one and two writer threads), so parts are written in turn.
     for tile in np.flatnonzero(counts):
         rows = order[ends[tile] - counts[tile] : ends[tile]].astype(np.int64)
         xy = np.asarray(coords[rows], dtype=np.float32)
@@ -240,9 +243,7 @@ def write_partitions(
             arrays[col.name] = col.take(rows)
         fname = f"{layout}/{PART_FILE.format(len(records))}"
         pq.write_table(pa.table(arrays), folder / fname, row_group_size=ROW_GROUP)
-        records.append(
-            (len(records), fname, len(rows), *_bounds(xy)),
-        )
+        records.append((len(records), fname, len(rows), *_bounds(xy)))
         if on_progress is not None:
             on_progress(float(ends[tile]) / n)
     table = pd.DataFrame.from_records(records, columns=list(PARTITION_TABLE_COLUMNS))
