@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from explorer.datasets.synth import write_scale_store
 from explorer.store.reader import Store
@@ -66,6 +67,24 @@ def main() -> None:
         f"peak RSS {peak_gb:.2f} GiB; {len(parts)} parts of {int(parts['rows'].min()):,}-"
         f"{int(parts['rows'].max()):,} rows; Store() opens in {open_ms:.0f} ms"
     )
+    _read_figures(store, parts)
+
+
+def _read_figures(store: Store, parts: Any) -> None:
+    """Reading back: the whole layout, and a view inside one part (x, y, label)."""
+    cols = ["x", "y", "label"]
+    one = parts.iloc[len(parts) // 2]
+    cx, cy = (one.x0 + one.x1) / 2, (one.y0 + one.y1) / 2
+    wx, wy = (one.x1 - one.x0) / 20, (one.y1 - one.y0) / 20
+    box = (cx - wx, cx + wx, cy - wy, cy + wy)
+    for what, bounds in (("whole layout", (None,) * 4), ("a zoom inside one part", box)):
+        t = time.perf_counter()
+        frame = store.partition_frame("umap", cols, *bounds)
+        ms = (time.perf_counter() - t) * 1000
+        touched = len(store.partitions_in("umap", *bounds))
+        print(
+            f"partition_frame({cols}) of {what}: {touched} parts, {len(frame):,} rows, {ms:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +25,6 @@ from explorer.magnitude import SELECTION_EXACT_LIMIT, SelectionMagnitude, select
 from explorer.store.contract import check_stage
 from explorer.store.files import load_array, read_manifest
 from explorer.store.format import (
-    PART_ROW,
-    PART_X,
-    PART_Y,
-    PARTITIONS_STAGE,
     SELECTION_SUFFIX,
     SELECTIONS_DIR,
     SPRITE_SHEET,
@@ -37,20 +33,18 @@ from explorer.store.format import (
     error_values,
     selection_file,
 )
-from explorer.store.partitions import empty_frame, parts_in, read_part, read_partition_table
+from explorer.store.partition_reader import PartitionReader
 from explorer.store.selections import read_selection_file
 from explorer.store.writer import file_digest
 
-if TYPE_CHECKING:
-    import dask.dataframe as dd
-    import pyarrow as pa
 
-
-class Store:
+class Store(PartitionReader):
     """A finished projection store, opened read-only.
 
     Arrays are memory-mapped, so opening costs milliseconds and many processes or
-    sessions share one copy in the page cache.
+    sessions share one copy in the page cache. The partitioned points (``partitions``,
+    ``partitions_in``, ``partition_frame``, ``partition_ddf``) come from
+    ``PartitionReader``.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -277,138 +271,6 @@ class Store:
             raise StageMissingError(msg)
         where = table[name]
         return self.array(where["stage"], where["file"])
-
-    # -- partitioned points (the partitions stage) -------------------------------------
-    @property
-    def partitioned_layouts(self) -> list[str]:
-        """Layouts whose points are also stored as Parquet parts tiled by their coordinates."""
-        return list(self.manifest.get("partitions", {}))
-
-    def is_partitioned(self, layout: str) -> bool:
-        """Whether ``layout``'s points are stored in parts (``partitions``, ``partition_ddf``)."""
-        return layout in self.manifest.get("partitions", {})
-
-    def _check_partitioned(self, layout: str) -> None:
-        if not self.is_partitioned(layout):
-            have = ", ".join(self.partitioned_layouts) or "none"
-            msg = (
-                f"store {self.path} has no partitions of layout {layout!r} (partitioned: "
-                f"{have}); rebuild it with explorer build --partition"
-            )
-            raise StageMissingError(msg)
-
-    @functools.cache  # noqa: B019 (a store lives as long as its process; few layouts)
-    def partitions(self, layout: str) -> pd.DataFrame:
-        """One row per part of ``layout``: ``part`` int32, ``file`` (relative to the stage
-        folder), ``rows`` int64, bounds ``x0, x1, y0, y1`` float64 (the exact extent of the
-        part's points) and ``path`` (absolute, str)."""
-        self._check_partitioned(layout)
-        return read_partition_table(self.path / PARTITIONS_STAGE, layout)
-
-    def partitions_in(
-        self,
-        layout: str,
-        x0: float | None = None,
-        x1: float | None = None,
-        y0: float | None = None,
-        y1: float | None = None,
-    ) -> pd.DataFrame:
-        """The rows of ``partitions(layout)`` whose bounds meet the box (closed intervals;
-        None leaves a side open): the only parts a view of that box must read."""
-        return parts_in(self.partitions(layout), x0, x1, y0, y1)
-
-    def partition_columns(self, layout: str) -> dict[str, dict[str, Any]]:
-        """Each column of ``layout``'s parts, in order: ``{name: {"kind", "dtype", ...}}``.
-
-        kind: ``row`` (int64 row number), ``coord`` (x, y float32), ``point`` (a point-table
-        column; ``source`` names it) or ``score`` (float32); dtype: the pandas dtype the
-        readers return; categorical columns also carry their ``categories`` (stored
-        dictionary-encoded, read as pandas ``category`` with exactly these categories).
-        """
-        meta = empty_frame(self._part_schema(layout), None, self._part_categories(layout))
-        described = self.stage(PARTITIONS_STAGE)["summary"]["columns"]
-        kinds = {PART_ROW: "row", PART_X: "coord", PART_Y: "coord"}
-        return {
-            str(name): {
-                "kind": kinds.get(str(name)),
-                **described.get(name, {}),
-                "dtype": str(meta[name].dtype),
-            }
-            for name in meta.columns
-        }
-
-    @functools.cache  # noqa: B019
-    def _part_schema(self, layout: str) -> pa.Schema:
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(self.partitions(layout)["path"].iloc[0])
-
-    def _part_categories(self, layout: str) -> dict[str, list[Any]]:
-        described = self.stage(PARTITIONS_STAGE)["summary"]["columns"]
-        return {k: v["categories"] for k, v in described.items() if "categories" in v}
-
-    def _part_columns(self, layout: str, columns: list[str] | None) -> list[str] | None:
-        if columns is None:
-            return None
-        have = self._part_schema(layout).names
-        unknown = [c for c in columns if c not in have]
-        if unknown:
-            msg = (
-                f"the partitions of layout {layout!r} have no column(s) {', '.join(unknown)} "
-                f"(they have: {', '.join(have)})"
-            )
-            raise StageMissingError(msg)
-        return list(columns)
-
-    def partition_frame(
-        self,
-        layout: str,
-        columns: list[str] | None = None,
-        x0: float | None = None,
-        x1: float | None = None,
-        y0: float | None = None,
-        y1: float | None = None,
-    ) -> pd.DataFrame:
-        """The rows of the parts of ``layout`` that meet the box, as one pandas frame.
-
-        Every row of each touched part (a part is read whole: rows outside the box come
-        too), parts in ``part`` order, rows ascending inside a part; ``columns`` (default
-        all) in the order given.
-        """
-        cols = self._part_columns(layout, columns)
-        cats = self._part_categories(layout)
-        paths = self.partitions_in(layout, x0, x1, y0, y1)["path"]
-        if len(paths) == 0:
-            return empty_frame(self._part_schema(layout), cols, cats)
-        frames = [read_part(p, cols, cats) for p in paths]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-    def partition_ddf(
-        self,
-        layout: str,
-        columns: list[str] | None = None,
-        x0: float | None = None,
-        x1: float | None = None,
-        y0: float | None = None,
-        y1: float | None = None,
-    ) -> dd.DataFrame:
-        """Like ``partition_frame`` but lazy: a ``dask.dataframe`` with one partition per
-        touched part (read by ``explorer.store.partitions.read_part`` on the workers), its
-        categorical columns with known categories, so Datashader can aggregate it. Dask
-        pushes column selections down: ``ddf[["x", "y"]]`` reads only x and y."""
-        import dask.dataframe as dd
-
-        cols = self._part_columns(layout, columns)
-        cats = self._part_categories(layout)
-        meta = empty_frame(self._part_schema(layout), cols, cats)
-        paths = list(self.partitions_in(layout, x0, x1, y0, y1)["path"])
-        if not paths:
-            empty: dd.DataFrame = dd.from_pandas(meta, npartitions=1)  # type: ignore[no-untyped-call]
-            return empty
-        ddf: dd.DataFrame = dd.from_map(  # type: ignore[no-untyped-call]
-            read_part, paths, columns=cols, categories=cats, meta=meta, label="explorer-part"
-        )
-        return ddf
 
     # -- thumbnails ------------------------------------------------------------------
     @property
