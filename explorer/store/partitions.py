@@ -44,7 +44,9 @@ MAX_ROWS_PER_PART = 2_000_000
 TARGET_PARTS = 16
 SAMPLE = 1_000_000  # points the tile cuts are estimated from
 CHUNK = 4_000_000  # points assigned to tiles at a time
-MAX_CATEGORIES = 256  # a text column with more distinct values is free text: not stored
+# A text column with more distinct values is free text: not stored. Above the app's 256
+# (it decides on a sample of rows), so every column the app colours by is in the parts.
+MAX_CATEGORIES = 1024
 ROW_GROUP = 1 << 20  # rows per Parquet row group inside a part
 
 TABLE_DTYPES = {name: dtype for name, (dtype, _) in PARTITION_TABLE_COLUMNS.items()}

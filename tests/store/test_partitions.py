@@ -193,13 +193,14 @@ def test_tiles_are_balanced_on_clustered_points(tmp_path: Path) -> None:
 
 
 def test_reserved_names_and_free_text_in_point_columns() -> None:
+    n = 1_200  # "words" has more distinct values than MAX_CATEGORIES: free text
     points = pd.DataFrame(
         {
-            "id": np.arange(300),
-            "x": np.zeros(300),
-            "kind": ["a", "b", None] * 100,
-            "words": [f"w{i}" for i in range(300)],
-            "flag": [True, False, True] * 100,
+            "id": np.arange(n),
+            "x": np.zeros(n),
+            "kind": ["a", "b", None] * (n // 3),
+            "words": [f"w{i}" for i in range(n)],
+            "flag": [True, False, True] * (n // 3),
         }
     )
     cols = {c.name: c for c in point_columns(points, {"id": "id"})}
