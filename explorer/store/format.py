@@ -226,7 +226,9 @@ def file_spec(stage: str, fname: str) -> FileSpec | None:
     head, sep, tail = fname.partition("/")
     for spec in STAGE_FILES.get(stage, ()):
         if spec.kind == "parts":
-            in_dir = sep and "/" not in tail and fnmatch.fnmatchcase(head, spec.name[:-1])
+            # never "..": a part must lie inside its stage folder
+            in_dir = sep and "/" not in tail and not head.startswith(".")
+            in_dir = in_dir and fnmatch.fnmatchcase(head, spec.name[:-1])
             if in_dir and fnmatch.fnmatchcase(tail, PART_GLOB):
                 return spec
         elif not sep and fnmatch.fnmatchcase(fname, spec.name):

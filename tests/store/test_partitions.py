@@ -348,3 +348,12 @@ def test_scale_store_is_a_valid_partitioned_store(tmp_path: Path) -> None:
 def test_part_column_take_keeps_numbers(tmp_path: Path) -> None:
     col = PartColumn("v", pd.Series([1.5, np.nan, 3.0]), "v", "point")
     assert col.take(np.array([2, 1])).to_pylist() == [3.0, None]
+
+
+def test_part_names_are_matched_inside_their_stage_folder() -> None:
+    from explorer.store.format import file_spec
+
+    assert file_spec(PARTITIONS_STAGE, "umap/part-00003.parquet") is not None
+    assert file_spec(PARTITIONS_STAGE, "umap.parquet") is not None
+    for bad in ("../x/part-00000.parquet", "umap/sub/part-00000.parquet", "umap/other.parquet"):
+        assert file_spec(PARTITIONS_STAGE, bad) is None, bad
