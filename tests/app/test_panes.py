@@ -383,3 +383,22 @@ def test_selection_magnitude_exact_at_once_estimated_on_demand(
     assert "of the selection" not in pane.magnitude.object
     pane.estimate_selection_magnitude()
     assert "of the selection: " in pane.magnitude.object
+
+
+def test_the_browser_view_report_draws_that_view(app: ExplorerApp) -> None:
+    # The browser reports its view in one message the moment a zoom or pan moves it.
+    x0, x1, y0, y1 = app.map._view
+    half = ((x0 + x1) / 2, x1, (y0 + y1) / 2, y1)
+    drawn = app.map.frames_drawn
+    app.map._map.seen.data = {"x0": [half[0]], "x1": [half[1]], "y0": [half[2]], "y1": [half[3]]}
+    req = app.map.last_result.request
+    assert (req.x0, req.x1, req.y0, req.y1) == half
+    assert app.map.frames_drawn == drawn + 1
+    # Bokeh's own report of the same view, when the interaction pauses, draws nothing more.
+    from bokeh import events
+
+    x0, x1, y0, y1 = half
+    app.map._on_ranges_update(events.RangesUpdate(app.map.figure, x0=x0, x1=x1, y0=y0, y1=y1))
+    assert app.map.frames_drawn == drawn + 1
+    app.map._map.seen.data = {"x0": [1.0], "x1": [0.0], "y0": [0.0], "y1": [1.0]}  # inverted
+    assert app.map.frames_drawn == drawn + 1
