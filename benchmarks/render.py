@@ -10,7 +10,8 @@ median and p95 of one frame for: density (count + eq_hist shade), 10 categories,
 ``render`` with its default auto-spreading, i.e. the frame the app would send. A numeric
 column (a smooth field plus noise) is drawn as a per-pixel mean, fixed span, colorcet "bmy".
 "shade only" and "spread only" rows time the shading step alone on one wide aggregate
-(ours against ``tf.shade`` / ``tf.dynspread``). Also: a 200-vertex lasso hit-test, the first categorical frame (sorted-copy cache cold) and PNG size.
+(ours against ``tf.shade`` / ``tf.dynspread``). Also: a 200-vertex lasso hit-test, the
+first categorical frame (sorted-copy cache cold) and PNG size.
 100M points need ~4 GB (``--sizes 1e8``).
 """
 
