@@ -9,9 +9,11 @@ median and p95 of one frame for: density (count + eq_hist shade), 10 categories,
 ``Canvas.points`` + ``tf.shade`` (pandas backend, explicit ranges, no spreading); ours is
 ``render`` with its default auto-spreading, i.e. the frame the app would send. A numeric
 column (a smooth field plus noise) is drawn as a per-pixel mean, fixed span, colorcet "bmy".
-"shade only" and "spread only" rows time the shading step alone on one wide aggregate
-(ours against ``tf.shade`` / ``tf.dynspread``). Also: a 200-vertex lasso hit-test, the
-first categorical frame (sorted-copy cache cold) and PNG size.
+"DataFrame path" rows draw the same pandas DataFrame through ``render_frame_dataframe``
+(Datashader aggregates, our shading: what a partitioned/Dask server runs per partition set).
+"shade only", "spread only" and "composite only" rows time one step alone on one wide
+aggregate (ours against ``tf.shade`` / ``tf.dynspread`` / ``tf.stack``). Also: a 200-vertex
+lasso hit-test, the first categorical frame (sorted-copy cache cold) and PNG size.
 100M points need ~4 GB (``--sizes 1e8``).
 """
 
@@ -34,7 +36,7 @@ from explorer.render._numba import n_workers
 from explorer.render.colors import NumericColor, categorical_color
 from explorer.render.hittest import points_in_polygon
 from explorer.render.index import PointIndex, Viewport, nearest_point
-from explorer.render.raster import encode_png, render, warm_up
+from explorer.render.raster import encode_png, render, render_frame_dataframe, warm_up
 
 N_CATS = 10
 SPAN = (-1.5, 1.5)
@@ -131,6 +133,16 @@ def run_size(n: int, args: argparse.Namespace) -> list[Row]:
     values = numeric_values(xy, args.seed)
     numeric = NumericColor(values, span=SPAN)
     df["v"] = values
+    df["code"] = labels
+
+    def frame_count(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp)
+
+    def frame_cats(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp, color=color, color_column="code")
+
+    def frame_mean(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp, color=numeric, color_column="v")
 
     def ours_mean(vp: Viewport) -> Any:
         return render(index, vp, color=numeric)
@@ -148,6 +160,9 @@ def run_size(n: int, args: argparse.Namespace) -> list[Row]:
         ("numeric mean", timed(ours_mean, wide), timed(ds_mean, wide)),
         ("numeric mean, 1% zoom", timed(ours_mean, zoom), timed(ds_mean, zoom)),
         ("first categorical frame (no sorted copy yet)", np.array([first_ms]), None),
+        ("DataFrame path (pandas): count frame", timed(frame_count, wide), timed(ds_count, wide)),
+        ("DataFrame path (pandas): 10 categories", timed(frame_cats, wide), timed(ds_cats, wide)),
+        ("DataFrame path (pandas): numeric mean", timed(frame_mean, wide), timed(ds_mean, wide)),
     ]
     rows += shade_rows(df, canvas(wide[0]), key, args.repeats)
     rows += hit_rows(index, wide, rng, args.repeats)
@@ -189,9 +204,17 @@ def shade_rows(df: pd.DataFrame, cvs: ds.Canvas, key: dict[int, str], repeats: i
     )
     count_lut = _shade.cmap_lut(_shade.DEFAULT_COUNT_CMAP)
     value_lut = _shade.cmap_lut(VALUE_CMAP)
-    mean_acc = np.stack([np.isfinite(mean.values).astype(float), np.nan_to_num(mean.values)], 2)
     img = tf.shade(counts, cmap=list(_shade.DEFAULT_COUNT_CMAP), how="eq_hist")
     nonzero = counts.values > 0
+    # A highlighted subset (a tenth of the categories' image) over the dimmed rest.
+    top = tf.shade(by, color_key=key, min_alpha=40)
+    top_values = np.where(np.arange(top.values.size).reshape(top.shape) % 10 == 0, top.values, 0)
+    top_img = tf.Image(top_values.astype(np.uint32), coords=top.coords, dims=top.dims)
+    dimmed = img.values.view(np.uint8).reshape(*img.shape, 4).copy()
+    dimmed[..., 3] = (dimmed[..., 3] * 0.25).astype(np.uint8)
+    dimmed_img = tf.Image(
+        dimmed.view(np.uint32).reshape(img.shape), coords=img.coords, dims=img.dims
+    )
     return [
         (
             "shade only: count, eq_hist",
@@ -208,17 +231,18 @@ def shade_rows(df: pd.DataFrame, cvs: ds.Canvas, key: dict[int, str], repeats: i
         ),
         (
             "shade only: numeric mean",
-            repeat_ms(
-                lambda: _shade.shade_values(mean_acc, value_lut, mean=False, span=SPAN), repeats
-            ),
+            repeat_ms(lambda: _shade.shade_values(mean.values, value_lut, span=SPAN), repeats),
             repeat_ms(lambda: tf.shade(mean, cmap=VALUE_CMAP, how="linear", span=SPAN), repeats),
         ),
         (
             "spread only: auto radius",
-            repeat_ms(
-                lambda: _shade.spread(img.values, _shade.spread_radius(nonzero)), repeats
-            ),
+            repeat_ms(lambda: _shade.spread(img.values, _shade.spread_radius(nonzero)), repeats),
             repeat_ms(lambda: tf.dynspread(img, max_px=3), repeats),
+        ),
+        (
+            "composite only: highlight over the dimmed rest",
+            repeat_ms(lambda: _shade.composite(img.values, top_values, 0.25), repeats),
+            repeat_ms(lambda: tf.stack(dimmed_img, top_img, how="over"), repeats),
         ),
     ]
 
