@@ -11,9 +11,9 @@ median and p95 of one frame for: density (count + eq_hist shade), 10 categories,
 column (a smooth field plus noise) is drawn as a per-pixel mean, fixed span, colorcet "bmy".
 "DataFrame path" rows draw the same pandas DataFrame through ``render_frame_dataframe``
 (Datashader aggregates, our shading: what a partitioned/Dask server runs per partition set).
-"shade only" and "spread only" rows time one step alone on one wide aggregate (ours
-against ``tf.shade`` / ``tf.dynspread``). Also: a 200-vertex lasso hit-test, the first
-categorical frame (sorted-copy cache cold) and PNG size.
+"shade only", "spread only" and "composite only" rows time one step alone on one wide
+aggregate (ours against ``tf.shade`` / ``tf.dynspread`` / ``tf.stack``). Also: a 200-vertex
+lasso hit-test, the first categorical frame (sorted-copy cache cold) and PNG size.
 100M points need ~4 GB (``--sizes 1e8``).
 """
 
@@ -206,6 +206,15 @@ def shade_rows(df: pd.DataFrame, cvs: ds.Canvas, key: dict[int, str], repeats: i
     value_lut = _shade.cmap_lut(VALUE_CMAP)
     img = tf.shade(counts, cmap=list(_shade.DEFAULT_COUNT_CMAP), how="eq_hist")
     nonzero = counts.values > 0
+    # A highlighted subset (a tenth of the categories' image) over the dimmed rest.
+    top = tf.shade(by, color_key=key, min_alpha=40)
+    top_values = np.where(np.arange(top.values.size).reshape(top.shape) % 10 == 0, top.values, 0)
+    top_img = tf.Image(top_values.astype(np.uint32), coords=top.coords, dims=top.dims)
+    dimmed = img.values.view(np.uint8).reshape(*img.shape, 4).copy()
+    dimmed[..., 3] = (dimmed[..., 3] * 0.25).astype(np.uint8)
+    dimmed_img = tf.Image(
+        dimmed.view(np.uint32).reshape(img.shape), coords=img.coords, dims=img.dims
+    )
     return [
         (
             "shade only: count, eq_hist",
@@ -229,6 +238,11 @@ def shade_rows(df: pd.DataFrame, cvs: ds.Canvas, key: dict[int, str], repeats: i
             "spread only: auto radius",
             repeat_ms(lambda: _shade.spread(img.values, _shade.spread_radius(nonzero)), repeats),
             repeat_ms(lambda: tf.dynspread(img, max_px=3), repeats),
+        ),
+        (
+            "composite only: highlight over the dimmed rest",
+            repeat_ms(lambda: _shade.composite(img.values, top_values, 0.25), repeats),
+            repeat_ms(lambda: tf.stack(dimmed_img, top_img, how="over"), repeats),
         ),
     ]
 

@@ -1,8 +1,4 @@
-"""Shading: aggregates to packed RGBA (small numba kernels per pixel) and spreading.
-
-Each function here was measured against its Datashader counterpart (``tf.shade``,
-``tf.dynspread``) in ``benchmarks/render.py`` and kept because it is faster or draws
-different pixels on purpose (docs/render.md); compositing is Datashader's ``tf.stack``.
+"""Shading: aggregates to packed RGBA (small numba kernels per pixel), spreading, compositing.
 
 Images are ``(h, w)`` uint32 in Bokeh's ``image_rgba`` (and Datashader's) layout: the bytes
 of each pixel are R, G, B, A in memory order (``A << 24 | B << 16 | G << 8 | R``), row 0 is
@@ -275,3 +271,19 @@ def spread(rgba: NDArray[np.uint32], radius: int) -> NDArray[np.uint32]:
         np.maximum(both[d:], rows[:-d], out=both[d:])
         np.maximum(both[:-d], rows[d:], out=both[:-d])
     return np.where(rgba == 0, both, rgba)
+
+
+def composite(base: NDArray[np.uint32], top: NDArray[np.uint32], dim: float) -> NDArray[np.uint32]:
+    """``top`` drawn over ``base`` whose alpha is first multiplied by ``dim`` (Porter-Duff over)."""
+    h, w = base.shape
+    out = base.view(np.uint8).reshape(h, w, 4).copy()
+    out[..., 3] = (out[..., 3] * dim).astype(np.uint8)
+    over = top.view(np.uint8).reshape(h, w, 4)
+    sel = over[..., 3] > 0
+    ta = over[sel, 3] / 255.0
+    ba = out[sel, 3] / 255.0 * (1.0 - ta)
+    oa = ta + ba
+    rgb = (over[sel, :3] * ta[:, None] + out[sel, :3] * ba[:, None]) / oa[:, None]
+    out[sel, :3] = np.clip(rgb.round(), 0, 255).astype(np.uint8)
+    out[sel, 3] = np.clip((oa * 255).round(), 0, 255).astype(np.uint8)
+    return out.view(np.uint32).reshape(h, w)

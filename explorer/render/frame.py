@@ -113,23 +113,6 @@ def numeric_layer(
     return Layer(rgba, np.isfinite(values), n_in, span)
 
 
-def _dimmed(rgba: NDArray[np.uint32], dim: float) -> NDArray[np.uint32]:
-    """``rgba`` with every pixel's alpha multiplied by ``dim``."""
-    px = rgba.view(np.uint8).reshape(*rgba.shape, 4).copy()
-    px[..., 3] = (px[..., 3] * dim).astype(np.uint8)
-    return px.view(np.uint32).reshape(rgba.shape)
-
-
-def _over(base: NDArray[np.uint32], top: NDArray[np.uint32]) -> NDArray[np.uint32]:
-    """``top`` over ``base`` (Porter-Duff "over"), by Datashader's ``tf.stack``."""
-    import datashader.transfer_functions as tf
-
-    h, w = base.shape
-    coords = {"y": np.arange(h), "x": np.arange(w)}
-    images = [tf.Image(a, coords=coords, dims=["y", "x"]) for a in (base, top)]
-    return np.asarray(tf.stack(*images, how="over").values, np.uint32)
-
-
 def assemble(
     viewport: Viewport,
     base: Layer,
@@ -143,7 +126,7 @@ def assemble(
     radius = _shade.spread_radius(base.nonzero) if spread == "auto" else int(spread)
     rgba = _shade.spread(base.rgba, radius)
     if top is not None:
-        rgba = _over(_dimmed(rgba, dim), _shade.spread(top.rgba, radius))
+        rgba = _shade.composite(rgba, _shade.spread(top.rgba, radius), dim)
     legend: tuple[LegendEntry, ...] = ()
     if isinstance(color, CategoricalColor):
         legend = tuple(
