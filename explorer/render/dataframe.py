@@ -44,11 +44,12 @@ def canvas(viewport: Viewport) -> Any:
     """
     import datashader as ds
 
+    # Floats always: Datashader's kernels compile per argument type (int edges recompile).
     return ds.Canvas(
-        plot_width=viewport.width,
-        plot_height=viewport.height,
-        x_range=(viewport.x0, viewport.x1),
-        y_range=(viewport.y0, viewport.y1),
+        plot_width=int(viewport.width),
+        plot_height=int(viewport.height),
+        x_range=(float(viewport.x0), float(viewport.x1)),
+        y_range=(float(viewport.y0), float(viewport.y1)),
     )
 
 

@@ -31,6 +31,7 @@ from explorer.render._binning import (
     bin_count,
     bin_rgb,
     gathered_rows,
+    points_frame,
     rows_for,
     rows_frame,
 )
@@ -144,8 +145,8 @@ def _subset_layer(
 ) -> Layer:
     """The layer of the points ``take`` (already gathered into ``xy``), drawn on top."""
     if isinstance(color, NumericColor):
-        sub = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "v": color.values[take]})
-        return _numeric_layer(sub if keep is None else sub[keep], viewport, color, cmap)
+        sub = points_frame(xy, color.values[take], keep)
+        return _numeric_layer(sub, viewport, color, cmap)
     sub_color = None if color is None else color.take(take)
     rows = gathered_rows(xy, keep)
     return _kernel_layer(rows, viewport, sub_color, _codes(sub_color), how, cmap, min_alpha)
@@ -168,45 +169,60 @@ def _check_highlight(highlight: NDArray[np.integer], n: int) -> NDArray[np.int64
 
 
 def warm_up(
-    code_dtypes: tuple[type[np.integer], ...] = (np.uint8, np.uint16), *, dataframe: bool = False
+    code_dtypes: tuple[type[np.integer], ...] = (np.uint8, np.uint16),
+    *,
+    datashader: bool = True,
+    dataframe: bool = False,
 ) -> None:
     """Load every compiled kernel once, so the first frames a user sees are not slow.
 
-    Numba loads each kernel signature from its disk cache on first use in a process
-    (50-150 ms each, measured); Datashader compiles each aggregation on first use (~0.7 s
-    each, never cached on disk). This renders a 256-point layout through every path
-    (a few seconds); call it at server start, e.g. in a background thread. ``dataframe``
-    also draws a small pandas DataFrame through ``render_frame_dataframe``.
+    Numba loads each of our kernels from its disk cache on first use in a process (50-150
+    ms each, measured); Datashader compiles each aggregation on first use (~0.7-1 s each
+    on a quiet machine, never cached on disk). This renders a 256-point layout through
+    every path of our kernels, then (``datashader``) through the numeric mean, max and
+    min, then (``dataframe``) through ``render_frame_dataframe`` for every colour. Call it
+    at server start, e.g. in a background thread.
     """
     rng = np.random.default_rng(0)
     xy = rng.random((256, 2), dtype=np.float32)
     index = PointIndex.build(xy)
     mask = rng.random(256) < 0.5
-    values = rng.random(256, dtype=np.float32)
-    colors: list[CategoricalColor | NumericColor | None] = [
-        None, *(NumericColor(values, reduction=r) for r in ("mean", "max", "min"))
-    ]  # fmt: skip
+    colors: list[CategoricalColor | NumericColor | None] = [None]
     for dtype in code_dtypes:
         colors.append(categorical_color(rng.integers(0, 3, 256).astype(dtype), ["a", "b", "c"]))
+    if datashader or dataframe:
+        values = rng.random(256, dtype=np.float32)
+        colors += [NumericColor(values, reduction=r) for r in ("mean", "max", "min")]
+    viewports = (Viewport(0.0, 1.0, 0.0, 1.0, 8, 8), Viewport(0.0, 0.1, 0.0, 0.1, 8, 8))
     # The full view makes sorted copies; the small one looks attributes up through perm.
-    for vp in (Viewport(0.0, 1.0, 0.0, 1.0, 8, 8), Viewport(0.0, 0.1, 0.0, 0.1, 8, 8)):
-        for color in colors:
+    for color in colors if datashader else colors[: 1 + len(code_dtypes)]:
+        for vp in viewports:
             for m in (None, mask):
                 for path in ("auto", "index", "scan"):
                     render(index, vp, color=color, mask=m, highlight=np.arange(9), path=path)
-    for m in (None, mask):
-        nearest_point(index, 0.5, 0.5, 0.1, mask=m)
-        for points in (xy, index):
-            points_in_polygon(points, [0.1, 0.9, 0.5], [0.1, 0.2, 0.9], mask=m)
-        points_in_box(xy, 0.1, 0.5, 0.1, 0.5, mask=m)
+        if color is None:
+            _warm_hit_tests(index, mask)
     if dataframe:
         df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "m": mask, "h": ~mask})
         for color in colors:
             if color is not None:
                 df["c"] = color.codes if isinstance(color, CategoricalColor) else color.values
             render_frame_dataframe(
-                df, vp, color=color, color_column="c", mask_column="m", highlight_column="h"
+                df,
+                viewports[0],
+                color=color,
+                color_column="c",
+                mask_column="m",
+                highlight_column="h",
             )
+
+
+def _warm_hit_tests(index: PointIndex, mask: NDArray[np.bool_]) -> None:
+    for m in (None, mask):
+        nearest_point(index, 0.5, 0.5, 0.1, mask=m)
+        for points in (index.coords, index):
+            points_in_polygon(points, [0.1, 0.9, 0.5], [0.1, 0.2, 0.9], mask=m)
+        points_in_box(index.coords, 0.1, 0.5, 0.1, 0.5, mask=m)
 
 
 __all__ = [
