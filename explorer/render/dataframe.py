@@ -126,16 +126,23 @@ def _layer(
     return _count_layer(df, viewport, x, y, how, cmap)
 
 
-def _check_columns(df: Any, names: dict[str, str | None]) -> None:
+def _check_columns(
+    df: Any, names: dict[str, str | None], color: CategoricalColor | NumericColor | None
+) -> None:
+    """Each named column exists; mask/highlight are bool, codes integer, values numeric."""
     columns = set(df.columns)
     for role, name in names.items():
         if name is not None and name not in columns:
             msg = f"{role} column {name!r} is not in the DataFrame (columns: {sorted(columns)})"
             raise InputError(msg)
-    for role in ("mask", "highlight"):
+    kinds = {"mask": "b", "highlight": "b"}
+    if color is not None:
+        kinds["colour"] = "iu" if isinstance(color, CategoricalColor) else "iuf"
+    wanted = {"b": "bool", "iu": "integer codes", "iuf": "numeric"}
+    for role, kind in kinds.items():
         name = names.get(role)
-        if name is not None and df[name].dtype != np.bool_:
-            msg = f"{role} column {name!r} must be bool, got {df[name].dtype}"
+        if name is not None and np.dtype(df[name].dtype).kind not in kind:
+            msg = f"{role} column {name!r} must be {wanted[kind]}, got {df[name].dtype}"
             raise InputError(msg)
 
 
@@ -180,6 +187,7 @@ def render_frame_dataframe(
     _check_columns(
         df,
         {"x": x, "y": y, "colour": column, "mask": mask_column, "highlight": highlight_column},
+        color,
     )
     if mask_column is not None:
         df = df[df[mask_column]]

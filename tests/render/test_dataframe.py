@@ -139,6 +139,8 @@ def test_bad_dataframe_input(points) -> None:
         render_frame_dataframe(points, vp, x="nope")
     with pytest.raises(InputError, match="mask column 'v' must be bool"):
         render_frame_dataframe(points, vp, mask_column="v")
+    with pytest.raises(InputError, match="colour column 'v' must be integer codes"):
+        render_frame_dataframe(points, vp, color=color, color_column="v")
     small = CategoricalColor(np.zeros(0, np.uint8), np.arange(3), ("a", "b", "c"), color.colors[:3])
     with pytest.raises(InputError, match=r"outside the codes \[0, 3\)"):
         render_frame_dataframe(points, vp, color=small, color_column="c")
