@@ -133,7 +133,8 @@ def _check_columns(
     columns = set(df.columns)
     for role, name in names.items():
         if name is not None and name not in columns:
-            msg = f"{role} column {name!r} is not in the DataFrame (columns: {sorted(columns)})"
+            shown = ", ".join(repr(c) for c in sorted(columns, key=str)[:12])
+            msg = f"{role} column {name!r} is not in the DataFrame (columns: {shown})"
             raise InputError(msg)
     kinds = {"mask": "b", "highlight": "b"}
     if color is not None:
@@ -141,8 +142,10 @@ def _check_columns(
     wanted = {"b": "bool", "iu": "integer codes", "iuf": "numeric"}
     for role, kind in kinds.items():
         name = names.get(role)
-        if name is not None and np.dtype(df[name].dtype).kind not in kind:
-            msg = f"{role} column {name!r} must be {wanted[kind]}, got {df[name].dtype}"
+        dtype = None if name is None else df[name].dtype
+        # numpy dtypes only: Datashader reads pandas' nullable (extension) columns as objects.
+        if dtype is not None and not (isinstance(dtype, np.dtype) and dtype.kind in kind):
+            msg = f"{role} column {name!r} must be {wanted[kind]} (numpy dtype), got {dtype}"
             raise InputError(msg)
 
 
