@@ -116,8 +116,9 @@ class StoreResources:
     def search_buffer(self, column: str) -> TextBuffer | None:
         """A text column made ready for fast substring search (``explorer.store.search``),
         built by the first search that needs it (one pass over the text, about 0.4 s of
-        CPU at 10M short rows) and then shared; it holds the text again (about as many
-        bytes) plus 4 bytes a row. None for a dictionary column."""
+        CPU at 10M short rows, plus ~0.5 s to load the kernels) and then shared; it holds
+        the text again (about as many bytes) plus 4 bytes a row. None for a dictionary
+        column."""
         return self._cached(
             "search", column, lambda: text_buffer(self.table.column(column), column)
         )
