@@ -293,6 +293,26 @@ def run_jobs(
     return out
 
 
+def stage_seed(ctx: BuildContext) -> int:
+    """The seed a stage's sampling uses, the same in every rerun until it is stored.
+
+    Without ``--seed`` each run draws its own; a rerun that reads back shards must draw
+    the same samples and partitions as the run that wrote them, so the first run's seed
+    is kept with the shards.
+    """
+    folder = ctx.scratch
+    assert folder is not None
+    path = folder / "seed.json"
+    if path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            return int(json.loads(path.read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".seed.json.tmp"
+    tmp.write_text(json.dumps(ctx.seed))
+    tmp.replace(path)
+    return ctx.seed
+
+
 def _cluster(ctx: BuildContext) -> DaskCluster:
     cluster = ctx.cluster
     assert isinstance(cluster, DaskCluster)
@@ -486,7 +506,7 @@ def _sharded_graph(ctx: BuildContext, xp: np.ndarray, k: int) -> KnnGraph:
     cfg = ctx.config.knn
     opts: DaskOptions = ctx.cluster.options
     n = xp.shape[0]
-    rng = np.random.default_rng(ctx.seed)
+    rng = np.random.default_rng(stage_seed(ctx))
     fit_rows = np.sort(rng.choice(n, size=min(n, PARTITION_FIT_SAMPLE), replace=False))
     centres = kmeans(xp[fit_rows], _partition_count(n, opts), rng)
     shards = _shards(n, opts.shard_rows)
@@ -574,7 +594,8 @@ def _umap(ctx: BuildContext) -> StageResult:
         )
         (whole,) = run_jobs(ctx, "fit", _task_umap_all, [fit_all])
         return StageResult(arrays={"coords": whole["coords"]})
-    rng = np.random.default_rng(ctx.seed)
+    seed = stage_seed(ctx)
+    rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=opts.layout_sample, replace=False))
     (fit,) = run_jobs(
         ctx,
@@ -616,7 +637,7 @@ def _umap(ctx: BuildContext) -> StageResult:
     whole = _submit(_cluster(ctx).client, np.asarray, coords)
     tiles = spatial_tiles(coords, math.ceil(n / opts.shard_rows))
     jobs = [
-        _job(whole, rows, _Rows(indices, rows), weights[rows], {**refine, "seed": ctx.seed + j})
+        _job(whole, rows, _Rows(indices, rows), weights[rows], {**refine, "seed": seed + j})
         for j, rows in enumerate(tiles)
     ]
     moved = run_jobs(ctx, "refine", _task_refine, jobs, (0.6, 1.0))

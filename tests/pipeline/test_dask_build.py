@@ -290,3 +290,13 @@ def test_local_cluster_from_the_command_line(tmp_path: Path) -> None:
     assert _hashes(tmp_path / "b.store") == _hashes(tmp_path / "a.store")
     assert _manifest(tmp_path / "b.store")["stages"]["knn"]["params"]["workers"] == 2
     assert _manifest(tmp_path / "b.store")["stages"]["knn"]["params"]["dask"] == "local:2"
+
+
+def test_a_rerun_samples_as_the_run_it_resumes(tmp_path: Path) -> None:
+    """Without --seed each run draws a seed; shards read back must match their samples."""
+    from types import SimpleNamespace
+
+    first = SimpleNamespace(scratch=tmp_path / ".partial-umap-x", seed=11)
+    assert distributed.stage_seed(first) == 11  # type: ignore[arg-type]
+    rerun = SimpleNamespace(scratch=first.scratch, seed=99)
+    assert distributed.stage_seed(rerun) == 11  # type: ignore[arg-type]
