@@ -23,7 +23,7 @@ from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.errors import ExplorerError, SelectionExistsError
-from explorer.store.export import FORMATS
+from explorer.store.export import FORMATS, table_bytes
 from explorer.store.format import check_selection_name
 from explorer.store.selections import save_selection
 
@@ -84,6 +84,11 @@ class ExportPane(PaneBase):
     def export_bytes(self) -> bytes:
         """The selection as a file in the chosen format."""
         layouts = tuple(self._res.store.layouts) if self.with_coords.value else ()
+        if self._res.cluster is not None:  # rows gathered from the Dask workers
+            table = self._res.subset(
+                self.state.selection, layouts=layouts, vectors=self.with_vectors.value
+            )
+            return table_bytes(table, self.format.value)
         return export_bytes(
             self._res.store, self.state.selection, self.format.value, layouts=layouts,
             vectors=self.with_vectors.value, points=self._res.table,

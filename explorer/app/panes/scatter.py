@@ -29,8 +29,6 @@ from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
 from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
-from explorer.render.hittest import points_in_box, points_in_polygon
-from explorer.render.raster import nearest_point
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +276,7 @@ class MapPane(PaneBase):
             return None
         w, _ = self._pixels()
         radius = PICK_RADIUS_PX * (self._view[1] - self._view[0]) / max(w, 1)
-        index = self._res.index(self.layout)
-        return nearest_point(index, float(x), float(y), radius, mask=self.state.mask)
+        return self._res.nearest(self.layout, float(x), float(y), radius, mask=self.state.mask)
 
     def _on_mouse_move(self, event: events.Event) -> None:
         if isinstance(event, events.MouseMove):
@@ -305,21 +302,21 @@ class MapPane(PaneBase):
         The hit-test runs in a worker thread when served (at 10M points it would stall
         every session's event loop), and the selection is set back on the loop.
         """
-        index = self._res.index(self.layout)
+        res, layout = self._res, self.layout
         mask = self.state.mask
         if geometry.get("type") == "rect":
             g = geometry
             box = (float(g["x0"]), float(g["x1"]), float(g["y0"]), float(g["y1"]))
 
             def work() -> NDArray[np.int64]:
-                return points_in_box(index, *box, mask=mask)
+                return res.points_in_box(layout, box, mask=mask)[0]
 
         elif geometry.get("type") == "poly":
             px = np.asarray(geometry["x"], np.float64)
             py = np.asarray(geometry["y"], np.float64)
 
             def work() -> NDArray[np.int64]:
-                return points_in_polygon(index, px, py, mask=mask)
+                return res.points_in_lasso(layout, px, py, mask=mask)
 
         else:
             return
