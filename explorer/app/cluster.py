@@ -798,7 +798,7 @@ class ClusterPoints:
                 LegendEntry(label, hex_, int(count))
                 for label, hex_, count in zip(
                     color.labels, color.colors, base.slot_counts, strict=True
-                )  # fmt: skip
+                )
             )
         return Frame(rgba, viewport, base.n_in, n_highlight, legend, base.span, radius)
 
