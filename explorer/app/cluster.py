@@ -60,7 +60,7 @@ class ClusterError(ExplorerError):
 
 
 # -- connecting ------------------------------------------------------------------------------
-def connect(address: str) -> tuple[Any, Any]:
+def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     """A ``distributed.Client`` for ``address`` and the ``LocalCluster`` started for it.
 
     ``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes (closed
@@ -79,7 +79,7 @@ def connect(address: str) -> tuple[Any, Any]:
         )  # fmt: skip
         return Client(cluster, set_as_default=True), cluster
     try:
-        return Client(address, timeout=10, set_as_default=True), None
+        return Client(address, timeout=timeout, set_as_default=True), None
     except (OSError, TimeoutError, ValueError) as exc:
         msg = f"--dask {address}: cannot reach a Dask scheduler there ({type(exc).__name__})"
         raise ClusterError(msg) from exc
@@ -324,18 +324,22 @@ def _key_value(key: int) -> float:
 
 
 def _digit_hist(
-    part: pd.DataFrame, rows: NDArray[np.int64] | None, key: str,
-    prefixes: tuple[tuple[int, int], ...], bits: int,
-) -> list[NDArray[np.int64]]:  # fmt: skip
-    """Per (prefix, prefix bits): counts of the next ``bits`` bits of the selected finite
-    values' keys that start with that prefix."""
-    v = part[key].to_numpy()[_selected(part, rows)]
-    keys = _float_keys(v[np.isfinite(v)])
+    part: pd.DataFrame, rows: NDArray[np.int64] | None,
+    wanted: tuple[tuple[str, tuple[tuple[int, int], ...]], ...], bits: int,
+) -> list[list[NDArray[np.int64]]]:  # fmt: skip
+    """Per column key and per (prefix, prefix bits): counts of the next ``bits`` bits of
+    the keys of the selected finite values that start with that prefix."""
+    sel = _selected(part, rows)
     out = []
-    for prefix, used in prefixes:
-        k = keys if used == 0 else keys[(keys >> np.uint32(32 - used)) == prefix]
-        digit = (k >> np.uint32(32 - used - bits)) & np.uint32((1 << bits) - 1)
-        out.append(np.bincount(digit, minlength=1 << bits).astype(np.int64))
+    for key, prefixes in wanted:
+        v = part[key].to_numpy()[sel]
+        keys = _float_keys(v[np.isfinite(v)])
+        hists = []
+        for prefix, used in prefixes:
+            k = keys if used == 0 else keys[(keys >> np.uint32(32 - used)) == prefix]
+            digit = (k >> np.uint32(32 - used - bits)) & np.uint32((1 << bits) - 1)
+            hists.append(np.bincount(digit, minlength=1 << bits).astype(np.int64))
+        out.append(hists)
     return out
 
 
@@ -884,66 +888,85 @@ class ClusterPoints:
         return total / count if count else float("nan")
 
     def order_statistics(
-        self, name: str, rows: NDArray[np.int64] | None, ranks: Callable[[int], list[int]]
-    ) -> tuple[int, list[float]]:
-        """The finite values of ``name`` among ``rows`` at the 0-based ``ranks(count)``.
+        self,
+        names: Sequence[str],
+        rows: NDArray[np.int64] | None,
+        ranks: Callable[[int], list[int]],
+    ) -> list[tuple[int, list[float]]]:
+        """Per column: its number of finite values among ``rows`` (all for None) and the
+        values at the 0-based ``ranks(count)`` in sorted order.
 
-        Exact, with no value leaving the workers: three rounds of radix histograms over
-        the float32 bit patterns (2048 bins a round).
+        Exact, and no value leaves the workers: three rounds of radix histograms over the
+        float32 bit patterns (2048 bins a round), every column in the same tasks.
         """
         from dask import delayed
 
-        key = self.summaries[name].key
+        keys = [self.summaries[name].key for name in names]
         sel = self._rows_future(rows)
         parts = self._stat_parts()
-        targets: list[tuple[int, int, int]] = []  # (prefix, bits used, rank left)
-        count = -1
+        # per column: (prefix, bits used, rank left) of each wanted rank
+        targets: list[list[tuple[int, int, int]]] = [[(0, 0, -1)] for _ in keys]
+        counts: list[int] = []
         for bits in _RADIX_BITS:
-            prefixes = tuple(dict.fromkeys((p, u) for p, u, _ in targets)) or ((0, 0),)
-            hists = self._run([delayed(_digit_hist)(p, sel, key, prefixes, bits) for p in parts])
-            total = {pu: np.sum([h[i] for h in hists], axis=0) for i, pu in enumerate(prefixes)}
-            if count < 0:
-                count = int(total[0, 0].sum()) if hists else 0
-                if count == 0:
-                    return 0, []
-                targets = [(0, 0, r) for r in ranks(count)]
+            wanted = tuple(
+                (key, tuple(dict.fromkeys((p, u) for p, u, _ in t)))
+                for key, t in zip(keys, targets, strict=True)
+            )
+            hists = self._run([delayed(_digit_hist)(p, sel, wanted, bits) for p in parts])
             nxt = []
-            for prefix, used, rank in targets:
-                cum = np.cumsum(total[prefix, used])
-                digit = int(np.searchsorted(cum, rank, side="right"))
-                below = int(cum[digit - 1]) if digit else 0
-                nxt.append(((prefix << bits) | digit, used + bits, rank - below))
+            for c, (_, prefixes) in enumerate(wanted):
+                total = {
+                    pu: np.sum([h[c][i] for h in hists], axis=0) for i, pu in enumerate(prefixes)
+                }
+                if not counts or len(counts) <= c:
+                    n = int(total[0, 0].sum()) if hists else 0
+                    counts.append(n)
+                    targets[c] = [(0, 0, r) for r in (ranks(n) if n else [])]
+                column = []
+                for prefix, used, rank in targets[c]:
+                    cum = np.cumsum(total[prefix, used])
+                    digit = int(np.searchsorted(cum, rank, side="right"))
+                    below = int(cum[digit - 1]) if digit else 0
+                    column.append(((prefix << bits) | digit, used + bits, rank - below))
+                nxt.append(column)
             targets = nxt
-        return count, [_key_value(p) for p, _, _ in targets]
+        return [(n, [_key_value(p) for p, _, _ in t]) for n, t in zip(counts, targets, strict=True)]
+
+    def medians(self, names: Sequence[str], rows: NDArray[np.int64] | None) -> list[float]:
+        """``finite_median`` of each column among ``rows`` (all points for None)."""
+        found = self.order_statistics(names, rows, lambda n: sorted({(n - 1) // 2, n // 2}))
+        return [
+            float(np.median(np.array(values, np.float32))) if n else float("nan")
+            for n, values in found
+        ]
 
     def median(self, name: str, rows: NDArray[np.int64] | None) -> float:
         """``finite_median`` of ``name`` among ``rows`` (all points for None)."""
-        count, values = self.order_statistics(name, rows, lambda n: sorted({(n - 1) // 2, n // 2}))
-        if count == 0:
-            return float("nan")
-        return float(np.median(np.array(values, np.float32)))
+        return self.medians([name], rows)[0]
 
     def percentiles(self, name: str, qs: tuple[float, ...]) -> tuple[float, ...]:
         """``np.percentile`` of the finite values of ``name`` at ``qs`` (over all points)."""
         h = np.true_divide(np.asarray(qs, np.float64), 100)
-        count, _ = self.order_statistics(name, None, lambda n: [0])
+
+        def ranks(n: int) -> list[int]:
+            virtual = h * (n - 1)
+            low = np.floor(virtual).astype(np.int64)
+            return sorted({*low.tolist(), *np.minimum(low + 1, n - 1).tolist()})
+
+        ((count, values),) = self.order_statistics([name], None, ranks)
         if count == 0:
             return tuple(0.0 if q < 50 else 1.0 for q in qs)
-        virtual = h * (count - 1)
-        low = np.floor(virtual).astype(np.int64)
-        high = np.minimum(low + 1, count - 1)
-        ranks = sorted({*low.tolist(), *high.tolist()})
-        _, values = self.order_statistics(name, None, lambda n: ranks)
-        at = dict(zip(ranks, values, strict=True))
+        at = dict(zip(ranks(count), values, strict=True))
         out = []
-        for v, lo, hi in zip(virtual, low, high, strict=True):
-            pair = np.array([at[int(lo)], at[int(hi)]], np.float32)
+        for v in h * (count - 1):
+            lo = int(np.floor(v))
+            pair = np.array([at[lo], at[min(lo + 1, count - 1)]], np.float32)
             out.append(float(np.quantile(pair, v - lo)))
         return tuple(out)
 
     def value_range(self, name: str) -> tuple[float, float]:
         """(min, max) of the finite values of ``name``; (0, 0) when none."""
-        count, values = self.order_statistics(name, None, lambda n: [0, n - 1])
+        ((count, values),) = self.order_statistics([name], None, lambda n: [0, n - 1])
         return (values[0], values[-1]) if count else (0.0, 0.0)
 
     # -- export ------------------------------------------------------------------------------

@@ -194,9 +194,22 @@ class StoreResources:
 
     def selected_median(self, name: str, rows: NDArray[np.int64]) -> float:
         """Median of a numeric column or score over ``rows`` (finite values only)."""
+        return self.selected_medians([name], rows)[0]
+
+    def selected_medians(self, names: list[str], rows: NDArray[np.int64]) -> list[float]:
+        """Medians of numeric columns or scores over ``rows`` (on a cluster: in one pass)."""
         if self.cluster is not None:
-            return self.cluster.median(name, rows)
-        return finite_median(self.values(name)[rows])
+            return self.cluster.medians(names, rows)
+        return [finite_median(self.values(name)[rows]) for name in names]
+
+    def medians(self, names: list[str]) -> list[float]:
+        """``median`` of each of ``names`` (on a cluster: the missing ones in one pass)."""
+        if self.cluster is not None:
+            missing = [n for n in names if ("median", n) not in self._cache]
+            if missing:
+                for name, value in zip(missing, self.cluster.medians(missing, None), strict=True):
+                    self._cached("median", name, lambda value=value: value)
+        return [self.median(name) for name in names]
 
     def error_rate(self, rows: NDArray[np.int64] | None) -> float | None:
         """Mean error over the known points among ``rows`` (all for None); None without

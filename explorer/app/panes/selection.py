@@ -78,10 +78,9 @@ class SelectionPane(PaneBase):
     def numeric_medians(self) -> list[tuple[str, float, float]]:
         """(column or score, median in the selection, median overall) for every numeric one."""
         sel = self.state.selection
-        return [
-            (name, self._res.selected_median(name, sel), self._res.median(name))
-            for name in [*self._res.names_of("numeric"), *self._res.store.scores]
-        ]
+        names = [*self._res.names_of("numeric"), *self._res.store.scores]
+        inside = self._res.selected_medians(names, sel)
+        return list(zip(names, inside, self._res.medians(names), strict=True))
 
     def pick(self, row: int) -> None:
         """Pin point ``row`` (a click on its thumbnail) and centre the map on it."""
