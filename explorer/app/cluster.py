@@ -15,6 +15,7 @@ and bounded) and ``aggregate_frame`` (the Datashader call and the shading).
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,11 @@ class ClusterError(ExplorerError):
     """The Dask cluster could not be reached, or lost work it could not redo."""
 
 
+def _dask_dataframe() -> Any:
+    """``dask.dataframe``, imported when a cluster is used (its functions are untyped)."""
+    return importlib.import_module("dask.dataframe")
+
+
 # -- connecting ------------------------------------------------------------------------------
 def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     """A ``distributed.Client`` for ``address`` and the ``LocalCluster`` started for it.
@@ -66,7 +72,8 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     ``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes (closed
     with the client); anything else (``tcp://host:8786``) is a running scheduler's address.
     """
-    from distributed import Client, LocalCluster
+    distributed: Any = importlib.import_module("distributed")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if address.startswith(LOCAL_PREFIX):
         count = address[len(LOCAL_PREFIX) :]
@@ -443,7 +450,7 @@ class ClusterPoints:
     # -- start: columns, partitions, bounds ----------------------------------------------
     def _survey(self, columns: Mapping[str, ColumnInfo]) -> _Columns:
         """Name the columns the partitions carry; label every categorical one (on the cluster)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         items: list[tuple[str, str, str, tuple[Any, ...]]] = []
         cats = [c.name for c in columns.values() if c.kind == "categorical"]
@@ -478,8 +485,8 @@ class ClusterPoints:
         memory-mapped layout and the point table; with a partitioned store they are its
         Parquet partitions (``Store.partition_ddf``), bounds read from the store.
         """
-        import dask.dataframe as dd
-        from dask import delayed
+        dd = _dask_dataframe()
+        from dask.delayed import delayed
 
         ranges = [(int(a), int(b)) for a, b in self._ranges]
         meta = _empty_partition(self._columns)
@@ -503,7 +510,7 @@ class ClusterPoints:
 
     def _cells(self, parts: list[Any], bounds: NDArray[np.float64]) -> PointIndex:
         """Cell counts on the grid ``PointIndex.build`` would use (same side, same extent)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         n = self.n_points
         side = int(np.clip(round(np.sqrt(n / 64)), 1, 2048))
@@ -564,7 +571,7 @@ class ClusterPoints:
         None. The same filters give the same array; its partitions stay on the workers."""
         import json
 
-        from dask import delayed
+        from dask.delayed import delayed
 
         if not filters:
             return None
@@ -620,7 +627,7 @@ class ClusterPoints:
     def _mask_ddfs(self, mask: NDArray[np.bool_]) -> dict[str, Any]:
         """A mask made in the web process, sent to the workers once, split as each layout's
         partitions are (one ``keep`` Series per partition)."""
-        import dask.dataframe as dd
+        dd = _dask_dataframe()
 
         out: dict[str, Any] = {}
         for name, lp in self.layouts.items():
@@ -740,7 +747,7 @@ class ClusterPoints:
     ) -> tuple[Any, str]:
         """A ``dask.dataframe`` of the rows a frame draws (x, y and ``a``, the colour),
         built from only the partitions that meet ``viewport``, and the colour's kind."""
-        import dask.dataframe as dd
+        dd = _dask_dataframe()
 
         lp = self._layout(layout)
         ids = lp.touching(viewport.x0, viewport.x1, viewport.y0, viewport.y1)
@@ -812,7 +819,7 @@ class ClusterPoints:
         mask: NDArray[np.bool_] | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # fmt: skip
         """Sorted rows inside the box (edges in either order) and their (k, 2) positions."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         lp = self._layout(layout)
         bx0, bx1 = sorted((float(x0), float(x1)))
@@ -827,7 +834,7 @@ class ClusterPoints:
         mask: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.int64]:  # fmt: skip
         """Sorted rows inside the polygon (even-odd rule, as ``points_in_polygon``)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         px = np.asarray(px, np.float64).ravel()
         py = np.asarray(py, np.float64).ravel()
@@ -845,7 +852,7 @@ class ClusterPoints:
         mask: NDArray[np.bool_] | None = None,
     ) -> int | None:  # fmt: skip
         """The row nearest ``(x, y)`` within ``radius`` (ties: smallest row), or None."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         if not (np.isfinite(x) and np.isfinite(y) and radius >= 0):
             return None
@@ -865,7 +872,7 @@ class ClusterPoints:
         self, columns: Sequence[str], rows: NDArray[np.int64] | None
     ) -> list[NDArray[np.int64]]:
         """Per categorical column, points per label among ``rows`` (all points for None)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         keys = tuple((self.summaries[c].key, len(self.summaries[c].labels)) for c in columns)
         sel = self._rows_future(rows)
@@ -878,7 +885,7 @@ class ClusterPoints:
 
     def error_rate(self, rows: NDArray[np.int64] | None) -> float:
         """Mean error over the known points among ``rows`` (NaN when none is known)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         if not self.store.has_errors:
             return float("nan")
@@ -899,7 +906,7 @@ class ClusterPoints:
         Exact, and no value leaves the workers: three rounds of radix histograms over the
         float32 bit patterns (2048 bins a round), every column in the same tasks.
         """
-        from dask import delayed
+        from dask.delayed import delayed
 
         keys = [self.summaries[name].key for name in names]
         sel = self._rows_future(rows)
@@ -975,7 +982,7 @@ class ClusterPoints:
     ) -> pd.DataFrame:
         """The point table at ``rows`` as ``explorer export`` writes it, gathered from the
         workers (each reads its partition's rows)."""
-        from dask import delayed
+        from dask.delayed import delayed
 
         rows = np.unique(np.asarray(rows, np.int64))
         jobs = []
@@ -985,7 +992,8 @@ class ClusterPoints:
                 jobs.append(delayed(_export_part)(self._path, int(a), inside, layouts, vectors))
         if not jobs:
             jobs = [delayed(_export_part)(self._path, 0, rows, layouts, vectors)]
-        return pd.concat(self._run(jobs), ignore_index=True)
+        table: pd.DataFrame = pd.concat(self._run(jobs), ignore_index=True)
+        return table
 
 
 @dataclass(frozen=True, eq=False)
@@ -1069,7 +1077,7 @@ def _dense(agg: dict[str, Any], key: str, n_pixels: int, dtype: Any) -> NDArray[
 
 def _tree(jobs: list[Any], split_every: int = 4) -> Any:
     """One Delayed combining ``jobs`` in a tree on the workers (one result comes back)."""
-    from dask import delayed
+    from dask.delayed import delayed
 
     while len(jobs) > 1:
         jobs = [delayed(_combine)(jobs[i : i + split_every])
@@ -1096,7 +1104,7 @@ def aggregate_frame(
     call (about a second a frame here, see docs/benchmarks.md). The seam for
     ``explorer.render``'s DataFrame entry point: swap this body for that call.
     """
-    from dask import delayed
+    from dask.delayed import delayed
 
     vp = (viewport.x0, viewport.x1, viewport.y0, viewport.y1, viewport.width, viewport.height)
     rgb = (

@@ -207,8 +207,10 @@ class StoreResources:
         if self.cluster is not None:
             missing = [n for n in names if ("median", n) not in self._cache]
             if missing:
-                for name, value in zip(missing, self.cluster.medians(missing, None), strict=True):
-                    self._cached("median", name, lambda value=value: value)
+                found = self.cluster.medians(missing, None)
+                with self._lock:
+                    for name, value in zip(missing, found, strict=True):
+                        self._cache.setdefault(("median", name), value)
         return [self.median(name) for name in names]
 
     def error_rate(self, rows: NDArray[np.int64] | None) -> float | None:

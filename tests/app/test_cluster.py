@@ -163,7 +163,8 @@ def test_statistics_equal(plain: StoreResources, on_cluster: StoreResources) -> 
     for name in ("confidence", "loss", "outlier", "trust:umap"):
         assert on_cluster.value_range(name) == plain.value_range(name)
         color_a, color_b = plain.color(name), on_cluster.color(name)
-        assert isinstance(color_a, NumericColor) and isinstance(color_b, NumericColor)
+        assert isinstance(color_a, NumericColor)
+        assert isinstance(color_b, NumericColor)
         assert (color_a.span, color_a.reduction) == (color_b.span, color_b.reduction)
     assert on_cluster.error_rate(rows) == plain.error_rate(rows)
     assert on_cluster.error_rate(None) == plain.error_rate(None)
@@ -223,10 +224,12 @@ def test_killed_worker_between_frames(
     pids = dask_client.run(os.getpid)
     os.kill(next(iter(pids.values())), signal.SIGKILL)
     try:
-        got = draw_frame(on_cluster, req).frame.rgba
-    except ClusterError as exc:
-        assert "\n" not in str(exc)
-        assert "Dask cluster" in str(exc)
+        got: Any = draw_frame(on_cluster, req).frame.rgba
+    except ClusterError as exc:  # the lost work could not be redone: one line, then go on
+        got = str(exc)
+    if isinstance(got, str):
+        assert "\n" not in got
+        assert "Dask cluster" in got
     else:
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(draw_frame(on_cluster, req).frame.rgba, want)
