@@ -82,7 +82,7 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
             raise ConfigError(msg)
         cluster = LocalCluster(
             n_workers=int(count), threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=40,
+            dashboard_address=":0", silence_logs=40,
         )  # fmt: skip
         return Client(cluster, set_as_default=True), cluster
     try:

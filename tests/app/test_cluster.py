@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bokeh.events import MouseMove
 
 from explorer.app.cluster import ClusterError, ClusterPoints, connect
 from explorer.app.frames import FrameRequest, draw_frame
@@ -202,6 +203,10 @@ def test_app_on_cluster_selects_and_summarises(
         apps[1].map.last_result.frame.rgba, apps[0].map.last_result.frame.rgba
     )
     assert apps[1].pane("export").export_bytes() == apps[0].pane("export").export_bytes()
+    x, y = (float(v) for v in plain.coords("umap")[int(a[0])])
+    for app in apps:  # hover: a round trip to the cluster, off the loop when served
+        app.map._on_mouse_move(MouseMove(app.map.figure, x=x, y=y, sx=0, sy=0))
+    assert apps[1].state.hovered == apps[0].state.hovered == int(a[0])
 
 
 def test_bad_address_is_one_line() -> None:

@@ -69,6 +69,8 @@ class MapPane(PaneBase):
         self._dirty = False
         self._timer: Any = None
         self.last_result: FrameResult | None = None
+        self._hover_at: tuple[float | None, float | None] | None = None
+        self._hover_busy = False
         fig = self.figure
         fig.on_event(events.RangesUpdate, self._on_ranges_update)
         fig.on_event(events.SelectionGeometry, self._on_selection_geometry)
@@ -279,10 +281,36 @@ class MapPane(PaneBase):
         return self._res.nearest(self.layout, float(x), float(y), radius, mask=self.state.mask)
 
     def _on_mouse_move(self, event: events.Event) -> None:
-        if isinstance(event, events.MouseMove):
-            row = self._pick(event.x, event.y)
-            if row != self.state.hovered:
-                self.state.hovered = row
+        if not isinstance(event, events.MouseMove):
+            return
+        if self._res.cluster is None:
+            self._set_hovered(self._pick(event.x, event.y))
+            return
+        # On a cluster a pick is a round trip: off the loop, one at a time, the latest
+        # position asked for next (moves made meanwhile are merged).
+        self._hover_at = (event.x, event.y)
+        if not self._hover_busy:
+            self._hover_next()
+
+    def _hover_next(self) -> None:
+        at, self._hover_at = self._hover_at, None
+        if at is None:
+            self._hover_busy = False
+            return
+        self._hover_busy = True
+
+        def done(row: int | None) -> None:
+            self._set_hovered(row)
+            self._hover_next()
+
+        def failed(_: Exception) -> None:  # a lost worker: no ring this time
+            self._hover_busy = False
+
+        run_then(self._served_doc(), lambda: self._pick(*at), done, failed)
+
+    def _set_hovered(self, row: int | None) -> None:
+        if row != self.state.hovered:
+            self.state.hovered = row
 
     def _on_mouse_leave(self, event: events.Event) -> None:
         self.state.hovered = None
