@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -59,9 +58,13 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
     if dask is not None:
         attach_cluster(res, dask)
     out["start_s"] = time.perf_counter() - t
+    out["rss_started_mb"] = _rss_mb("VmRSS")
+    out["peak_started_mb"] = _rss_mb("VmHWM")
     t = time.perf_counter()
     app = build_app(res)
     out["first_image_s"] = time.perf_counter() - t
+    out["rss_first_image_mb"] = _rss_mb("VmRSS")
+    out["peak_first_image_mb"] = _rss_mb("VmHWM")
     rng = np.random.default_rng(0)
     x0, x1, y0, y1 = res.extent("umap")
     views = []
@@ -72,6 +75,7 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
         views.append((a, a + w, b, b + h))
     selection = np.sort(rng.choice(res.n_points, res.n_points // 10, replace=False))
     mask = res.mask({"label": ["class 1", "class 2", "class 3"]})
+    out["rss_views_mb"] = _rss_mb("VmRSS")
     for name, color, highlighted, filtered in FRAMES:
         times = []
         for k, (a, b, c, d) in enumerate([views[0], *views]):
@@ -101,7 +105,7 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
     res.subset(rows)
     out["export 100k rows"] = [(time.perf_counter() - t) * 1e3]
     out["rss_mb"] = _rss_mb("VmRSS")
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = _rss_mb("VmHWM")  # ru_maxrss would include the parent's (exec keeps it)
     if res.cluster is not None:
         import psutil
 
