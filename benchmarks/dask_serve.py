@@ -77,6 +77,7 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
     mask = res.mask({"label": ["class 1", "class 2", "class 3"]})
     out["rss_views_mb"] = _rss_mb("VmRSS")
     for name, color, highlighted, filtered in FRAMES:
+        out[f"rss before frames {name}"] = _rss_mb("VmRSS")
         times = []
         for k, (a, b, c, d) in enumerate([views[0], *views]):
             req = FrameRequest(
@@ -93,6 +94,7 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
         t = time.perf_counter()
         res.points_in_box("umap", (a, (a + b) / 2, c, (c + d) / 2))
         box_ms.append((time.perf_counter() - t) * 1e3)
+    out["rss after frames"] = _rss_mb("VmRSS")
     out["box hit-test"] = box_ms
     app.state.select(selection)
     pane = app.pane("selection")
@@ -169,7 +171,13 @@ def main() -> None:
     print(f"| start (open; with --dask: cluster up, points persisted), s | "
           f"{plain['start_s']:.1f} | | {dask['start_s']:.1f} | |")  # fmt: skip
     print(f"| first image, s | {plain['first_image_s']:.2f} | | {dask['first_image_s']:.2f} | |")
-    print(f"| web process RSS at the end, MB | {plain['rss_mb']:.0f} | | {dask['rss_mb']:.0f} | |")
+    for key, label in (
+        ("rss_started_mb", "after opening the store"),
+        ("rss_first_image_mb", "after the first image"),
+        ("rss after frames", "after the frames"),
+        ("rss_mb", "at the end"),
+    ):
+        print(f"| web process RSS {label}, MB | {plain[key]:.0f} | | {dask[key]:.0f} | |")
     print(f"| web process peak RSS, MB | {plain['peak_rss_mb']:.0f} | | "
           f"{dask['peak_rss_mb']:.0f} | |")  # fmt: skip
     workers = " + ".join(f"{v:.0f}" for v in dask["workers_rss_mb"])
