@@ -2,17 +2,16 @@
 
 ``ClusterPoints`` keeps every layout's points, the colourable columns and the filter masks
 persisted on the workers of a Dask cluster, partition by partition, each partition's bounds
-known in the web process. A frame is one Datashader aggregation over a ``dask.dataframe``
-of the partitions the view touches; hit-tests, filters, selection statistics and exports
-are tasks per partition that send back row ids, bitmaps or small tables. The web process
-holds images, selections (row ids), masks (one bit a point) and per-column summaries: no
-coordinates and no column values.
+known in the web process. A frame is Datashader over the ``dask.dataframe`` of the
+partitions the view touches (``cluster_frames``); hit-tests, filters, selection statistics
+and exports are tasks per partition (``cluster_tasks``) that send back row ids, bitmaps or
+small tables. The web process holds images, selections (row ids), masks and per-column
+summaries: no coordinates and no column values.
 
 Two seams are meant to be swapped when the partitioned store and the DataFrame render
-entry point land (see ``docs/app.md``): ``load_layout`` (how a layout's partitions are made
-and bounded) and ``aggregate_frame`` (the Datashader call and the shading).
+entry point land: ``ClusterPoints.load_layout`` (how a layout's partitions are made and
+bounded) and ``cluster_frames.aggregate_frame`` (the Datashader call and the shading).
 """
-
 from __future__ import annotations
 
 import importlib
@@ -25,20 +24,20 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from explorer.app import cluster_frames as frames
+from explorer.app import cluster_tasks as tasks
+from explorer.app.cluster_tasks import RETRIES
 from explorer.app.coloring import TOP_CATEGORIES
-from explorer.app.columns import MISSING_LABEL, ColumnInfo, display_value, numeric_values
+from explorer.app.columns import MISSING_LABEL, ColumnInfo, display_value
 from explorer.app.masks import WHERE_FILTER, canonical_filters
 from explorer.errors import ConfigError, ExplorerError
-from explorer.render import _kernels, _shade
+from explorer.render import _shade
 from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
-from explorer.render.hittest import points_in_box, points_in_polygon
+from explorer.render.hittest import points_in_polygon
 from explorer.render.index import PointIndex, Viewport
 from explorer.render.raster import Frame, LegendEntry, NumericColor
-from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 LOCAL_PREFIX = "local:"
@@ -46,12 +45,10 @@ LOCAL_PREFIX = "local:"
 # costs a task per frame, so a small store gets one or a few).
 MIN_ROWS_PER_PARTITION = 250_000
 ROWS_PER_PARTITION = 1_000_000
-RETRIES = 2  # a task whose worker died is run again this many times
 MASKS_KEPT = 16  # filter masks kept on the workers, least recently used dropped first
-ERROR_COLUMN = "__error__"  # the per-point error (wrong 1 / right 0 / NaN), when built
 _RADIX_BITS = (11, 11, 10)
 # How a frame is aggregated: Datashader per partition in tasks, or its dask backend.
-AggregateEngine = Literal[
+frames.AggregateEngine = Literal[
     "partitions", "dask"
 ]  # an exact order statistic of float32 values in three rounds
 
@@ -90,288 +87,6 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     except (OSError, TimeoutError, ValueError) as exc:
         msg = f"--dask {address}: cannot reach a Dask scheduler there ({type(exc).__name__})"
         raise ClusterError(msg) from exc
-
-
-# -- what runs on the workers ----------------------------------------------------------------
-_opened: dict[str, Store] = {}
-_opened_lock = threading.Lock()
-
-
-def _store(path: str) -> Store:
-    """The store at ``path``, opened once per worker process (memory-mapped)."""
-    with _opened_lock:
-        if path not in _opened:
-            _opened[path] = Store(path)
-        return _opened[path]
-
-
-def _read_rows(path: Path, columns: list[str], start: int, stop: int) -> pa.Table:
-    """Rows ``start:stop`` of a Parquet file: only the row groups that hold them are read."""
-    pf = pq.ParquetFile(path)
-    meta = pf.metadata
-    sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], np.int64)
-    ends = np.cumsum(sizes)
-    first = int(np.searchsorted(ends, start, side="right"))
-    last = int(np.searchsorted(ends, stop - 1, side="right")) if stop > start else first
-    groups = list(range(first, min(last, sizes.size - 1) + 1))
-    table = pf.read_row_groups(groups, columns=columns)
-    offset = int(ends[first - 1]) if first > 0 else 0
-    return table.slice(start - offset, stop - start)
-
-
-def _raw_categories(path: str, column: str, start: int, stop: int) -> tuple[list[Any], int]:
-    """A categorical column's distinct values in rows ``start:stop`` and its number of
-    missing values there: first seen first, as one ``dictionary_encode`` of the whole column
-    orders them (a dictionary column: its whole dictionary, in its order)."""
-    col = _read_rows(_store(path).table_path("validate", "points"), [column], start, stop)[0]
-    if pa.types.is_dictionary(col.type):
-        enc = col.unify_dictionaries().combine_chunks()
-        return enc.dictionary.to_pylist(), int(enc.indices.null_count)
-    enc = col.combine_chunks().dictionary_encode()
-    return enc.dictionary.to_pylist(), int(enc.indices.null_count)
-
-
-_KEEP_META = pd.Series(np.zeros(0, bool), index=pd.RangeIndex(0, 0, name="row"), name="keep")
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """What a partition holds beside x, y: internal name → (column, kind, raw categories)."""
-
-    path: str
-    items: tuple[tuple[str, str, str, tuple[Any, ...]], ...]  # (key, name, kind, raw values)
-
-
-def _load_partition(path: str, layout: str, start: int, stop: int, spec: _Columns) -> pd.DataFrame:
-    """Rows ``start:stop`` of ``layout``: x, y (float32) and the columns, indexed by row."""
-    store = _store(path)
-    xy = np.asarray(store.layout(layout)[start:stop], np.float32)
-    data: dict[str, Any] = {"x": xy[:, 0].copy(), "y": xy[:, 1].copy()}
-    table_cols = [name for _, name, kind, _ in spec.items if kind in ("categorical", "numeric")]
-    table = (
-        _read_rows(store.table_path("validate", "points"), table_cols, start, stop)
-        if table_cols
-        else None
-    )
-    for key, name, kind, raw in spec.items:
-        if kind == "categorical" and table is not None:
-            data[key] = _global_codes(table.column(name), raw)
-        elif kind == "numeric" and table is not None:
-            data[key] = numeric_values(table.column(name))
-        elif kind == "score":
-            data[key] = np.asarray(store.score(name)[start:stop], np.float32)
-        elif kind == "error":
-            data[key] = np.asarray(store.error_values()[start:stop], np.float64)
-    return pd.DataFrame(data, index=pd.RangeIndex(start, stop, name="row"))
-
-
-def _global_codes(col: pa.ChunkedArray, raw: tuple[Any, ...]) -> NDArray[np.int32]:
-    """Codes of ``col`` into the whole column's values ``raw``; missing -> ``len(raw)``."""
-    if pa.types.is_dictionary(col.type):
-        enc = col.unify_dictionaries().combine_chunks()
-    else:
-        enc = col.combine_chunks().dictionary_encode()
-    lookup = {v: i for i, v in enumerate(raw)}
-    local = np.array([lookup[v] for v in enc.dictionary.to_pylist()] + [len(raw)], np.int32)
-    idx = np.asarray(enc.indices.fill_null(len(local) - 1).to_numpy(zero_copy_only=False))
-    return local[idx.astype(np.int64)]
-
-
-def _empty_partition(columns: _Columns) -> pd.DataFrame:
-    """A partition with no rows: the DataFrame's meta."""
-    dtypes = {"categorical": np.int32, "numeric": np.float32, "score": np.float32,
-              "error": np.float64}  # fmt: skip
-    data: dict[str, Any] = {"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)}
-    for key, _, kind, _ in columns.items:
-        data[key] = np.zeros(0, dtypes[kind])
-    return pd.DataFrame(data, index=pd.RangeIndex(0, 0, name="row"))
-
-
-def _bounds(part: pd.DataFrame) -> NDArray[np.float64]:
-    """``[xmin, xmax, ymin, ymax]`` of a partition's finite points (inf, -inf when none)."""
-    xy = np.stack([part["x"].to_numpy(), part["y"].to_numpy()], axis=1)
-    out: NDArray[np.float64] = _kernels.extent(xy)
-    return out
-
-
-def _cell_hist(part: pd.DataFrame, grid: NDArray[np.float64], side: int) -> NDArray[np.int64]:
-    xy = np.ascontiguousarray(np.stack([part["x"].to_numpy(), part["y"].to_numpy()], axis=1))
-    hist = np.zeros(side * side, np.int64)
-    _kernels.cell_histogram(xy, 0, xy.shape[0], grid, side, hist)
-    return hist
-
-
-def _in(rows: NDArray[np.int64], sorted_rows: NDArray[np.int64] | None) -> NDArray[np.bool_]:
-    """Which ``rows`` are in ``sorted_rows`` (sorted unique); all when it is None."""
-    if sorted_rows is None:
-        return np.ones(rows.size, bool)
-    if sorted_rows.size == 0:
-        return np.zeros(rows.size, bool)
-    pos = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.size - 1)
-    hit: NDArray[np.bool_] = sorted_rows[pos] == rows
-    return hit
-
-
-def _flags(keep: pd.Series | NDArray[np.bool_] | None) -> NDArray[np.bool_] | None:
-    return None if keep is None else np.asarray(keep, bool)
-
-
-def _frame_rows(
-    part: pd.DataFrame,
-    keep: pd.Series | None = None,
-    *,
-    highlight: NDArray[np.int64] | None,
-    attr: str | None,
-    kind: str,
-    slot_of_code: NDArray[np.intp] | None,
-) -> pd.DataFrame:
-    """The rows of one partition a frame draws: x, y and ``a`` (legend slot or float64)."""
-    take = _in(part.index.to_numpy(np.int64), highlight)
-    flags = _flags(keep)
-    if flags is not None:
-        take &= flags
-    sub = part.loc[take] if not take.all() else part
-    out = pd.DataFrame({"x": sub["x"].to_numpy(), "y": sub["y"].to_numpy()})
-    if kind == "categorical" and attr is not None and slot_of_code is not None:
-        slots = slot_of_code[sub[attr].to_numpy()].astype(np.int32)
-        n_slots = int(slot_of_code.max(initial=-1)) + 1
-        out["a"] = pd.Categorical.from_codes(slots, categories=pd.Index(range(n_slots)))
-    elif kind == "numeric" and attr is not None:
-        out["a"] = sub[attr].to_numpy(np.float64)
-    return out
-
-
-def _box(
-    part: pd.DataFrame, keep: pd.Series | None, box: tuple[float, float, float, float]
-) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    xy = np.stack([part["x"].to_numpy(), part["y"].to_numpy()], axis=1)
-    local = points_in_box(xy, *box, mask=_flags(keep))
-    return part.index.to_numpy(np.int64)[local], xy[local]
-
-
-def _lasso(
-    part: pd.DataFrame, keep: pd.Series | None, px: NDArray[np.float64],
-    py: NDArray[np.float64],
-) -> NDArray[np.int64]:  # fmt: skip
-    xy = np.stack([part["x"].to_numpy(), part["y"].to_numpy()], axis=1)
-    local = points_in_polygon(xy, px, py, mask=_flags(keep))
-    out: NDArray[np.int64] = part.index.to_numpy(np.int64)[local]
-    return out
-
-
-def _nearest(
-    part: pd.DataFrame, keep: pd.Series | None, x: float, y: float, r2: float
-) -> tuple[float, int]:
-    """(squared distance, row) of the partition's nearest point within ``r2``, or (inf, -1)."""
-    xy = np.ascontiguousarray(np.stack([part["x"].to_numpy(), part["y"].to_numpy()], axis=1))
-    flags = _flags(keep)
-    mask = np.zeros(0, bool) if flags is None else flags
-    spans = np.array([[0, xy.shape[0]]], np.int64)
-    local = int(_kernels.nearest(xy, spans, np.zeros(0, np.int32), mask, x, y, r2))
-    if local < 0:
-        return float("inf"), -1
-    dx, dy = np.float64(xy[local, 0]) - x, np.float64(xy[local, 1]) - y
-    return float(dx * dx + dy * dy), int(part.index[local])
-
-
-def _keep_of(part: pd.DataFrame, tests: tuple[tuple[str, str, Any], ...]) -> pd.Series:
-    """The AND of filter tests on a partition: (key, "codes", allowed) or (key, "range", lo/hi)."""
-    keep = np.ones(len(part), bool)
-    for key, how, arg in tests:
-        v = part[key].to_numpy()
-        if how == "codes":
-            keep &= np.asarray(arg, bool)[v]
-        else:
-            keep &= (v >= arg[0]) & (v <= arg[1])
-    return pd.Series(keep, index=part.index, name="keep")
-
-
-def _keep_piece(flags: NDArray[np.bool_], start: int) -> pd.Series:
-    """A mask made in the web process, one partition of it (rows ``start:``)."""
-    return pd.Series(flags, index=pd.RangeIndex(start, start + flags.size, name="row"), name="keep")
-
-
-def _packed(keep: pd.Series) -> tuple[str, NDArray[np.int64], NDArray[np.uint8]]:
-    """A partition's mask: ("range", [first row, count], one bit a row) when its rows are
-    one range, else ("rows", the kept rows, nothing)."""
-    rows = keep.index.to_numpy(np.int64)
-    flags = keep.to_numpy(bool)
-    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
-        return "range", np.array([rows[0], rows.size], np.int64), np.packbits(flags)
-    return "rows", rows[flags], np.zeros(0, np.uint8)
-
-
-def _selected(part: pd.DataFrame, rows: NDArray[np.int64] | None) -> NDArray[np.bool_]:
-    return _in(part.index.to_numpy(np.int64), rows)
-
-
-def _code_counts(
-    part: pd.DataFrame, rows: NDArray[np.int64] | None, keys: tuple[tuple[str, int], ...]
-) -> list[NDArray[np.int64]]:
-    sel = _selected(part, rows)
-    return [np.bincount(part[k].to_numpy()[sel], minlength=n).astype(np.int64) for k, n in keys]
-
-
-def _error_sums(part: pd.DataFrame, rows: NDArray[np.int64] | None) -> tuple[float, int]:
-    e = part[ERROR_COLUMN].to_numpy()[_selected(part, rows)]
-    known = e[~np.isnan(e)]
-    return float(known.sum()), int(known.size)
-
-
-def _float_keys(values: NDArray[np.float32]) -> NDArray[np.uint32]:
-    """Unsigned keys that sort as the finite float32 ``values`` do."""
-    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
-    neg = (bits >> 31).astype(bool)
-    return np.where(neg, ~bits, bits | np.uint32(0x80000000)).astype(np.uint32)
-
-
-def _key_value(key: int) -> float:
-    bits = key & 0x7FFFFFFF if key & 0x80000000 else ~key & 0xFFFFFFFF
-    return float(np.array([bits], np.uint32).view(np.float32)[0])
-
-
-def _digit_hist(
-    part: pd.DataFrame, rows: NDArray[np.int64] | None,
-    wanted: tuple[tuple[str, tuple[tuple[int, int], ...]], ...], bits: int,
-) -> list[list[NDArray[np.int64]]]:  # fmt: skip
-    """Per column key and per (prefix, prefix bits): counts of the next ``bits`` bits of
-    the keys of the selected finite values that start with that prefix."""
-    sel = _selected(part, rows)
-    out = []
-    for key, prefixes in wanted:
-        v = part[key].to_numpy()[sel]
-        keys = _float_keys(v[np.isfinite(v)])
-        hists = []
-        for prefix, used in prefixes:
-            k = keys if used == 0 else keys[(keys >> np.uint32(32 - used)) == prefix]
-            digit = (k >> np.uint32(32 - used - bits)) & np.uint32((1 << bits) - 1)
-            hists.append(np.bincount(digit, minlength=1 << bits).astype(np.int64))
-        out.append(hists)
-    return out
-
-
-def _export_part(
-    path: str, start: int, rows: NDArray[np.int64], layouts: tuple[str, ...], vectors: bool
-) -> pd.DataFrame:
-    """The exported table of ``rows`` (sorted, inside one partition that starts at ``start``)."""
-    store = _store(path)
-    if rows.size == 0:
-        return subset_table(store, rows, points=pq.read_schema(
-            store.table_path("validate", "points")).empty_table())  # fmt: skip
-    stop = int(rows[-1]) + 1
-    table = _read_rows(store.table_path("validate", "points"), _all_columns(store), start, stop)
-    out = subset_table(store, rows - start, points=table)
-    for name in layouts:
-        coords = np.asarray(store.layout(name)[rows])
-        out[f"{name}_x"] = coords[:, 0]
-        out[f"{name}_y"] = coords[:, 1]
-    if vectors:
-        out["vector"] = list(np.asarray(store.vectors(reduced=False)[rows]))
-    return out
-
-
-def _all_columns(store: Store) -> list[str]:
-    return list(pq.read_schema(store.table_path("validate", "points")).names)
 
 
 # -- the web process's side ------------------------------------------------------------------
@@ -419,10 +134,10 @@ class ClusterPoints:
         *,
         cluster: Any = None,
         rows_per_partition: int | None = None,
-        engine: AggregateEngine = "partitions",
+        engine: frames.AggregateEngine = "partitions",
     ) -> None:
         self.store = store
-        self.engine: AggregateEngine = engine
+        self.engine: frames.AggregateEngine = engine
         self.client = client
         self._cluster = cluster
         self.n_points = store.n_points
@@ -448,14 +163,17 @@ class ClusterPoints:
         self._quantiles: dict[tuple[str, float], float] = {}
 
     # -- start: columns, partitions, bounds ----------------------------------------------
-    def _survey(self, columns: Mapping[str, ColumnInfo]) -> _Columns:
+    def _survey(self, columns: Mapping[str, ColumnInfo]) -> tasks.PartitionColumns:
         """Name the columns the partitions carry; label every categorical one (on the cluster)."""
         from dask.delayed import delayed
 
         items: list[tuple[str, str, str, tuple[Any, ...]]] = []
         cats = [c.name for c in columns.values() if c.kind == "categorical"]
         jobs = [
-            [delayed(_raw_categories)(self._path, name, int(a), int(b)) for a, b in self._ranges]
+            [
+                delayed(tasks.raw_categories)(self._path, name, int(a), int(b))
+                for a, b in self._ranges
+            ]
             for name in cats
         ]
         found = self.client.compute(jobs, sync=True, retries=RETRIES) if jobs else []
@@ -475,8 +193,8 @@ class ClusterPoints:
             items.append((key, name, "score" if name in self.store.scores else "numeric", ()))
             self.summaries[name] = ColumnSummary(key, "numeric")
         if self.store.has_errors:
-            items.append((ERROR_COLUMN, ERROR_COLUMN, "error", ()))
-        return _Columns(self._path, tuple(items))
+            items.append((tasks.ERROR_COLUMN, tasks.ERROR_COLUMN, "error", ()))
+        return tasks.PartitionColumns(self._path, tuple(items))
 
     def load_layout(self, layout: str) -> LayoutParts:
         """Persist ``layout``'s partitions on the workers and measure their bounds.
@@ -489,9 +207,9 @@ class ClusterPoints:
         from dask.delayed import delayed
 
         ranges = [(int(a), int(b)) for a, b in self._ranges]
-        meta = _empty_partition(self._columns)
+        meta = tasks.empty_partition(self._columns)
         ddf = dd.from_map(
-            _load_partition,
+            tasks.load_partition,
             [self._path] * len(ranges), [layout] * len(ranges), [a for a, _ in ranges],
             [b for _, b in ranges], [self._columns] * len(ranges),
             meta=meta, divisions=[*(a for a, _ in ranges), ranges[-1][1] - 1] if ranges else None,
@@ -502,7 +220,9 @@ class ClusterPoints:
         ddf = self.client.persist(ddf, retries=RETRIES)
         parts = list(ddf.to_delayed(optimize_graph=False))
         bounds = np.array(
-            self.client.compute([delayed(_bounds)(p) for p in parts], sync=True, retries=RETRIES),
+            self.client.compute(
+                [delayed(tasks.bounds)(p) for p in parts], sync=True, retries=RETRIES
+            ),
             np.float64,
         ).reshape(-1, 4)
         cells = self._cells(parts, bounds)
@@ -528,7 +248,7 @@ class ClusterPoints:
         height = ymax - ymin if ymax > ymin else 1.0
         grid = np.array([xmin, side / width, ymin, side / height])
         hists = self.client.compute(
-            [delayed(_cell_hist)(p, grid, side) for p in parts], sync=True, retries=RETRIES
+            [delayed(tasks.cell_hist)(p, grid, side) for p in parts], sync=True, retries=RETRIES
         )
         offsets = np.zeros(side * side + 1, np.int64)
         np.cumsum(np.sum(hists, axis=0), out=offsets[1:])
@@ -601,12 +321,12 @@ class ClusterPoints:
                 lo, hi = (float(v) for v in value)
                 tests.append((summary.key, "range", (lo, hi)))
         per_layout = {
-            name: lp.ddf.map_partitions(_keep_of, tuple(tests), meta=_KEEP_META)
+            name: lp.ddf.map_partitions(tasks.keep_of, tuple(tests), meta=tasks.KEEP_META)
             for name, lp in self.layouts.items()
         }
         first = next(iter(per_layout.values()))
         mask = np.zeros(self.n_points, bool)
-        for kind, where_, bits in self._run([delayed(_packed)(k) for k in first.to_delayed()]):
+        for kind, where_, bits in self._run([delayed(tasks.packed)(k) for k in first.to_delayed()]):
             if kind == "range":
                 start, count = int(where_[0]), int(where_[1])
                 mask[start : start + count] = np.unpackbits(bits, count=count).astype(bool)
@@ -633,7 +353,7 @@ class ClusterPoints:
         for name, lp in self.layouts.items():
             starts = [int(a) for a, _ in lp.ranges]
             pieces = [mask[a:b] for a, b in lp.ranges]
-            keep = dd.from_map(_keep_piece, pieces, starts, meta=_KEEP_META,
+            keep = dd.from_map(tasks.keep_piece, pieces, starts, meta=tasks.KEEP_META,
                                divisions=lp.ddf.divisions, enforce_metadata=False)  # fmt: skip
             out[name] = self.client.persist(keep, retries=RETRIES)
         return out
@@ -759,12 +479,14 @@ class ClusterPoints:
             "kind": kind,
             "slot_of_code": self._slot_of_code(color_by) if kind == "categorical" else None,
         }
-        meta = _frame_rows(_empty_partition(self._columns), **{**options, "highlight": None})
+        meta = tasks.frame_rows(
+            tasks.empty_partition(self._columns), **{**options, "highlight": None}
+        )
         if not ids:
             return dd.from_pandas(meta, npartitions=1), kind
         keep = self._mask_ddf(layout, mask)
         args = [] if keep is None else [keep.partitions[ids]]
-        ddf = lp.ddf.partitions[ids].map_partitions(_frame_rows, *args, meta=meta, **options)
+        ddf = lp.ddf.partitions[ids].map_partitions(tasks.frame_rows, *args, meta=meta, **options)
         return ddf, kind
 
     def render(
@@ -785,7 +507,7 @@ class ClusterPoints:
             color = self.coloring(color_by)
         try:
             ddf, kind = self.view_partitions(layout, viewport, color_by, mask=mask)
-            base = aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
+            base = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
                                    client=self.client, engine=self.engine)  # fmt: skip
             radius = _shade.spread_radius(base.nonzero)
             rgba = _shade.spread(base.rgba, radius)
@@ -794,7 +516,7 @@ class ClusterPoints:
                 ddf, kind = self.view_partitions(
                     layout, viewport, color_by, mask=mask, highlight=highlight
                 )
-                top = aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
+                top = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
                                       client=self.client, engine=self.engine)  # fmt: skip
                 rgba = _shade.composite(rgba, _shade.spread(top.rgba, radius), dim)
                 n_highlight = top.n_in
@@ -826,7 +548,9 @@ class ClusterPoints:
         by0, by1 = sorted((float(y0), float(y1)))
         keep = self._mask_parts(layout, mask)
         ids = lp.touching(bx0, bx1, by0, by1)
-        found = self._run([delayed(_box)(lp.parts[i], keep[i], (bx0, bx1, by0, by1)) for i in ids])
+        found = self._run(
+            [delayed(tasks.box)(lp.parts[i], keep[i], (bx0, bx1, by0, by1)) for i in ids]
+        )
         return _sorted_rows(found)
 
     def lasso(
@@ -843,7 +567,7 @@ class ClusterPoints:
         lp = self._layout(layout)
         keep = self._mask_parts(layout, mask)
         ids = lp.touching(float(px.min()), float(px.max()), float(py.min()), float(py.max()))
-        found = self._run([delayed(_lasso)(lp.parts[i], keep[i], px, py) for i in ids])
+        found = self._run([delayed(tasks.lasso)(lp.parts[i], keep[i], px, py) for i in ids])
         rows = np.concatenate(found) if found else np.zeros(0, np.int64)
         return np.sort(rows).astype(np.int64)
 
@@ -860,7 +584,7 @@ class ClusterPoints:
         keep = self._mask_parts(layout, mask)
         pad = radius * (1 + 1e-9) + 1e-30
         ids = lp.touching(x - pad, x + pad, y - pad, y + pad)
-        jobs = [delayed(_nearest)(lp.parts[i], keep[i], x, y, radius * radius) for i in ids]
+        jobs = [delayed(tasks.nearest)(lp.parts[i], keep[i], x, y, radius * radius) for i in ids]
         best = min(((d, r) for d, r in self._run(jobs) if r >= 0), default=None)
         return None if best is None else int(best[1])
 
@@ -876,7 +600,7 @@ class ClusterPoints:
 
         keys = tuple((self.summaries[c].key, len(self.summaries[c].labels)) for c in columns)
         sel = self._rows_future(rows)
-        per_part = self._run([delayed(_code_counts)(p, sel, keys) for p in self._stat_parts()])
+        per_part = self._run([delayed(tasks.code_counts)(p, sel, keys) for p in self._stat_parts()])
         return [
             np.sum([counts[i] for counts in per_part], axis=0).astype(np.int64)
             if per_part else np.zeros(n, np.int64)
@@ -890,7 +614,7 @@ class ClusterPoints:
         if not self.store.has_errors:
             return float("nan")
         sel = self._rows_future(rows)
-        sums = self._run([delayed(_error_sums)(p, sel) for p in self._stat_parts()])
+        sums = self._run([delayed(tasks.error_sums)(p, sel) for p in self._stat_parts()])
         total, count = sum(s for s, _ in sums), sum(c for _, c in sums)
         return total / count if count else float("nan")
 
@@ -919,7 +643,7 @@ class ClusterPoints:
                 (key, tuple(dict.fromkeys((p, u) for p, u, _ in t)))
                 for key, t in zip(keys, targets, strict=True)
             )
-            hists = self._run([delayed(_digit_hist)(p, sel, wanted, bits) for p in parts])
+            hists = self._run([delayed(tasks.digit_hist)(p, sel, wanted, bits) for p in parts])
             nxt = []
             for c, (_, prefixes) in enumerate(wanted):
                 total = {
@@ -937,7 +661,9 @@ class ClusterPoints:
                     column.append(((prefix << bits) | digit, used + bits, rank - below))
                 nxt.append(column)
             targets = nxt
-        return [(n, [_key_value(p) for p, _, _ in t]) for n, t in zip(counts, targets, strict=True)]
+        return [
+            (n, [tasks.key_value(p) for p, _, _ in t]) for n, t in zip(counts, targets, strict=True)
+        ]
 
     def medians(self, names: Sequence[str], rows: NDArray[np.int64] | None) -> list[float]:
         """``finite_median`` of each column among ``rows`` (all points for None)."""
@@ -989,176 +715,13 @@ class ClusterPoints:
         for a, b in self._ranges:
             inside = rows[(rows >= a) & (rows < b)]
             if inside.size:
-                jobs.append(delayed(_export_part)(self._path, int(a), inside, layouts, vectors))
+                jobs.append(
+                    delayed(tasks.export_part)(self._path, int(a), inside, layouts, vectors)
+                )
         if not jobs:
-            jobs = [delayed(_export_part)(self._path, 0, rows, layouts, vectors)]
+            jobs = [delayed(tasks.export_part)(self._path, 0, rows, layouts, vectors)]
         table: pd.DataFrame = pd.concat(self._run(jobs), ignore_index=True)
         return table
-
-
-@dataclass(frozen=True, eq=False)
-class _Layer:
-    rgba: NDArray[np.uint32]
-    nonzero: NDArray[np.bool_]
-    n_in: int
-    span: tuple[float, float] | None
-    slot_counts: NDArray[np.int64]
-
-
-def _canvas(vp: tuple[float, float, float, float, int, int]) -> Any:
-    import datashader as ds
-
-    x0, x1, y0, y1, w, h = vp
-    return ds.Canvas(plot_width=w, plot_height=h, x_range=(x0, x1), y_range=(y0, y1))
-
-
-def _aggregate(
-    df: pd.DataFrame | Any, vp: tuple[float, float, float, float, int, int], kind: str,
-    rgb: NDArray[np.uint32] | None, use_max: bool,
-) -> dict[str, Any]:  # fmt: skip
-    """Datashader's aggregate of ``df`` (x, y, ``a``) for one viewport, kept sparse (the
-    drawn pixels ``idx`` only) in fields that add up over partitions: ``count``;
-    ``acc`` ``[count, R, G, B]`` sums and ``slots`` (categories); ``c`` valid values and
-    ``v`` their sum or maximum, ``n`` points drawn (numbers)."""
-    import datashader as ds
-
-    canvas = _canvas(vp)
-    n_pixels = vp[4] * vp[5]
-    if kind == "categorical" and rgb is not None:
-        by = np.asarray(canvas.points(df, "x", "y", ds.by("a", ds.count())).data)
-        flat = by.reshape(n_pixels, by.shape[-1])
-        total = flat.sum(axis=1, dtype=np.uint64)
-        idx = np.flatnonzero(total)
-        drawn = flat[idx].astype(np.uint64)
-        acc = np.empty((idx.size, 4), np.uint64)
-        acc[:, 0] = total[idx]
-        acc[:, 1:] = drawn @ rgb.astype(np.uint64)
-        slots = drawn.sum(axis=0).astype(np.int64)
-        return {"n_pixels": n_pixels, "idx": idx, "acc": acc, "slots": slots}
-    if kind == "numeric":
-        value = ds.max("a") if use_max else ds.sum("a")
-        agg = canvas.points(df, "x", "y", ds.summary(n=ds.count(), c=ds.count("a"), v=value))
-        c = np.asarray(agg["c"].data, np.float64).reshape(-1)
-        idx = np.flatnonzero(c)
-        v = np.asarray(agg["v"].data, np.float64).reshape(-1)[idx]
-        return {"n_pixels": n_pixels, "idx": idx, "c": c[idx], "v": v,
-                "n": int(np.asarray(agg["n"].data).sum()), "max": use_max}  # fmt: skip
-    counts = np.asarray(canvas.points(df, "x", "y", ds.count()).data, np.uint32).reshape(-1)
-    idx = np.flatnonzero(counts)
-    return {"n_pixels": n_pixels, "idx": idx, "count": counts[idx]}
-
-
-_PIXEL_FIELDS = ("count", "acc", "c", "v")
-
-
-def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up sparse partition aggregates pixel by pixel (a maximum for ``v`` with ``max``).
-
-    Through a dense buffer: a partition's pixels are unique, so ``buf[idx] += values``
-    is exact, and it costs one pass over the frame instead of a sort of every pixel.
-    """
-    out = dict(parts[0])
-    n_pixels = int(out["n_pixels"])
-    use_max = bool(out.get("max"))
-    seen = np.zeros(n_pixels, bool)
-    for part in parts:
-        seen[part["idx"]] = True
-    out["idx"] = np.flatnonzero(seen)
-    for key in _PIXEL_FIELDS:
-        if key not in out:
-            continue
-        first = parts[0][key]
-        buf = np.zeros((n_pixels, *first.shape[1:]), first.dtype)
-        if key == "v" and use_max:
-            buf[:] = -np.inf
-        for part in parts:
-            if key == "v" and use_max:
-                buf[part["idx"]] = np.maximum(buf[part["idx"]], part[key])
-            else:
-                buf[part["idx"]] += part[key]
-        out[key] = buf[out["idx"]]
-    for key in ("slots", "n"):
-        if key in out:
-            out[key] = sum(p[key] for p in parts)
-    return out
-
-
-def _dense(agg: dict[str, Any], key: str, n_pixels: int, dtype: Any) -> NDArray[Any]:
-    values = agg[key]
-    out = np.zeros((n_pixels, *values.shape[1:]), dtype)
-    out[agg["idx"]] = values
-    return out
-
-
-def _tree(jobs: list[Any], split_every: int = 4) -> Any:
-    """One Delayed combining ``jobs`` in a tree on the workers (one result comes back)."""
-    from dask.delayed import delayed
-
-    while len(jobs) > 1:
-        jobs = [delayed(_combine)(jobs[i : i + split_every])
-                for i in range(0, len(jobs), split_every)]  # fmt: skip
-    return jobs[0]
-
-
-def aggregate_frame(
-    ddf: Any,
-    viewport: Viewport,
-    kind: str,
-    color: CategoricalColor | NumericColor | None,
-    how: str,
-    min_alpha: int,
-    *,
-    client: Any = None,
-    engine: AggregateEngine = "partitions",
-) -> _Layer:
-    """Datashader over ``ddf`` (x, y, ``a``), shaded as the in-process path shades.
-
-    ``engine="partitions"`` runs Datashader's pandas backend on each partition in a task
-    and adds the aggregates up in a tree on the workers; ``"dask"`` hands ``ddf`` to
-    Datashader's dask backend, which pickles and recompiles its numba closures for every
-    call (about a second a frame here, see docs/benchmarks.md). The seam for
-    ``explorer.render``'s DataFrame entry point: swap this body for that call.
-    """
-    from dask.delayed import delayed
-
-    vp = (viewport.x0, viewport.x1, viewport.y0, viewport.y1, viewport.width, viewport.height)
-    rgb = (
-        _shade.rgb_triples(color.colors)
-        if kind == "categorical" and isinstance(color, CategoricalColor)
-        else None
-    )
-    use_max = isinstance(color, NumericColor) and color.reduction == "max"
-    if kind == "numeric" and not isinstance(color, NumericColor):
-        kind = ""
-    if engine == "dask":
-        agg = _aggregate(ddf, vp, kind, rgb, use_max)
-    else:
-        jobs = [delayed(_aggregate)(p, vp, kind, rgb, use_max) for p in ddf.to_delayed()]
-        agg = client.compute(_tree(jobs), sync=True, retries=RETRIES)
-    none = np.zeros(0, np.int64)
-    h, w = viewport.height, viewport.width
-    if "acc" in agg:
-        acc = _dense(agg, "acc", h * w, np.uint64).reshape(h, w, 4)
-        if int(acc[..., 0].max(initial=0)) <= (2**32 - 1) // 255:
-            acc = acc.astype(np.uint32)  # as the in-process sums, so one kernel serves both
-        slot_counts = np.asarray(agg["slots"], np.int64).reshape(-1)
-        if slot_counts.size == 0 and isinstance(color, CategoricalColor):
-            slot_counts = np.zeros(len(color.labels), np.int64)
-        rgba = _shade.shade_rgb(acc, how, min_alpha)
-        return _Layer(rgba, acc[..., 0] > 0, int(slot_counts.sum()), None, slot_counts)
-    if "c" in agg and isinstance(color, NumericColor):
-        acc_v = np.stack(
-            [_dense(agg, "c", h * w, np.float64), _dense(agg, "v", h * w, np.float64)], axis=-1
-        ).reshape(h, w, 2)
-        lut = _shade.cmap_lut(color.cmap)
-        rgba, span = _shade.shade_values(acc_v, lut, mean=not use_max, span=color.span)
-        return _Layer(rgba, acc_v[..., 0] > 0, int(agg["n"]), span, none)
-    counts = _dense(agg, "count", h * w, np.uint32).reshape(h, w)
-    rgba = _shade.shade_counts(counts, _shade.cmap_lut(_shade.DEFAULT_COUNT_CMAP), how)
-    nonzero = counts > 0
-    n_in = int(counts.sum())
-    span = (float(counts[nonzero].min()), float(counts.max())) if n_in else None
-    return _Layer(rgba, nonzero, n_in, span, none)
 
 
 def _sorted_rows(
