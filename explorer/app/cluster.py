@@ -12,6 +12,7 @@ Two seams are meant to be swapped when the partitioned store and the DataFrame r
 entry point land: ``ClusterPoints.load_layout`` (how a layout's partitions are made and
 bounded) and ``cluster_frames.aggregate_frame`` (the Datashader call and the shading).
 """
+
 from __future__ import annotations
 
 import importlib
