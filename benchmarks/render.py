@@ -7,8 +7,13 @@ For each size: synthetic 2-D blobs (10 Gaussian clusters, category = cluster) as
 median and p95 of one frame for: density (count + eq_hist shade), 10 categories, and
 1%-of-area zooms centred on random points (count and categories). Datashader runs
 ``Canvas.points`` + ``tf.shade`` (pandas backend, explicit ranges, no spreading); ours is
-``render`` with its default auto-spreading, i.e. the frame the app would send. Also: a
-200-vertex lasso hit-test, the first categorical frame (sorted-copy cache cold) and PNG size.
+``render`` with its default auto-spreading, i.e. the frame the app would send. A numeric
+column (a smooth field plus noise) is drawn as a per-pixel mean, fixed span, colorcet "bmy".
+"DataFrame path" rows draw the same pandas DataFrame through ``render_frame_dataframe``
+(Datashader aggregates, our shading: what a partitioned/Dask server runs per partition set).
+"shade only", "spread only" and "composite only" rows time one step alone on one wide
+aggregate (ours against ``tf.shade`` / ``tf.dynspread`` / ``tf.stack``). Also: a 200-vertex
+lasso hit-test, the first categorical frame (sorted-copy cache cold) and PNG size.
 100M points need ~4 GB (``--sizes 1e8``).
 """
 
@@ -21,18 +26,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import colorcet
 import datashader as ds
 import datashader.transfer_functions as tf
 import numpy as np
 import pandas as pd
 
 from explorer.render._numba import n_workers
-from explorer.render.colors import categorical_color
+from explorer.render.colors import NumericColor, categorical_color
 from explorer.render.hittest import points_in_polygon
 from explorer.render.index import PointIndex, Viewport, nearest_point
-from explorer.render.raster import encode_png, render, warm_up
+from explorer.render.raster import encode_png, render, render_frame_dataframe, warm_up
 
 N_CATS = 10
+SPAN = (-1.5, 1.5)
+VALUE_CMAP = list(colorcet.palette["bmy"])
 Row = tuple[str, np.ndarray, np.ndarray | None]
 
 
@@ -122,20 +130,121 @@ def run_size(n: int, args: argparse.Namespace) -> list[Row]:
     def ours_cats(vp: Viewport) -> Any:
         return render(index, vp, color=color)
 
+    values = numeric_values(xy, args.seed)
+    numeric = NumericColor(values, span=SPAN)
+    df["v"] = values
+    df["code"] = labels
+
+    def frame_count(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp)
+
+    def frame_cats(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp, color=color, color_column="code")
+
+    def frame_mean(vp: Viewport) -> Any:
+        return render_frame_dataframe(df, vp, color=numeric, color_column="v")
+
+    def ours_mean(vp: Viewport) -> Any:
+        return render(index, vp, color=numeric)
+
+    def ds_mean(vp: Viewport) -> Any:
+        agg = canvas(vp).points(df, "x", "y", ds.mean("v"))
+        return tf.shade(agg, cmap=VALUE_CMAP, how="linear", span=SPAN)
+
     rows: list[Row] = [
         ("PointIndex.build", np.array(builds), None),
         ("count frame", timed(ours_count, wide), timed(ds_count, wide)),
         ("10 categories", timed(ours_cats, wide), timed(ds_cats, wide)),
         ("count, 1% zoom", timed(ours_count, zoom), timed(ds_count, zoom)),
         ("10 categories, 1% zoom", timed(ours_cats, zoom), timed(ds_cats, zoom)),
+        ("numeric mean", timed(ours_mean, wide), timed(ds_mean, wide)),
+        ("numeric mean, 1% zoom", timed(ours_mean, zoom), timed(ds_mean, zoom)),
         ("first categorical frame (no sorted copy yet)", np.array([first_ms]), None),
+        ("DataFrame path (pandas): count frame", timed(frame_count, wide), timed(ds_count, wide)),
+        ("DataFrame path (pandas): 10 categories", timed(frame_cats, wide), timed(ds_cats, wide)),
+        ("DataFrame path (pandas): numeric mean", timed(frame_mean, wide), timed(ds_mean, wide)),
     ]
+    rows += shade_rows(df, canvas(wide[0]), key, args.repeats)
     rows += hit_rows(index, wide, rng, args.repeats)
     t = time.perf_counter()
     png = encode_png(first.rgba)
     png_ms = np.array([(time.perf_counter() - t) * 1e3])
     rows.append((f"encode_png ({len(png) / 1024:.0f} KB)", png_ms, None))
     return rows
+
+
+def numeric_values(xy: np.ndarray, seed: int) -> np.ndarray:
+    """A smooth float32 field over the layout with noise: a numeric column to colour by."""
+    rng = np.random.default_rng(seed + 1)
+    v = np.sin(xy[:, 0] / 3) + np.cos(xy[:, 1] / 4)
+    return (v + 0.3 * rng.standard_normal(v.shape[0])).astype(np.float32)
+
+
+def repeat_ms(func: Callable[[], Any], repeats: int) -> np.ndarray:
+    func()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        func()
+        out.append((time.perf_counter() - t) * 1e3)
+    return np.array(out)
+
+
+def shade_rows(df: pd.DataFrame, cvs: ds.Canvas, key: dict[int, str], repeats: int) -> list[Row]:
+    """Shading and spreading alone, ours against Datashader's, on one wide aggregate."""
+    from explorer.render import _shade
+
+    counts = cvs.points(df, "x", "y", ds.count())
+    by = cvs.points(df, "x", "y", ds.by("cat", ds.count()))
+    mean = cvs.points(df, "x", "y", ds.mean("v"))
+    rgb = np.array([_shade.rgb_triples([key[c]])[0] for c in range(N_CATS)], np.uint64)
+    acc = np.concatenate(
+        [by.values.sum(axis=2, keepdims=True, dtype=np.uint64), by.values.astype(np.uint64) @ rgb],
+        axis=2,
+    )
+    count_lut = _shade.cmap_lut(_shade.DEFAULT_COUNT_CMAP)
+    value_lut = _shade.cmap_lut(VALUE_CMAP)
+    img = tf.shade(counts, cmap=list(_shade.DEFAULT_COUNT_CMAP), how="eq_hist")
+    nonzero = counts.values > 0
+    # A highlighted subset (a tenth of the categories' image) over the dimmed rest.
+    top = tf.shade(by, color_key=key, min_alpha=40)
+    top_values = np.where(np.arange(top.values.size).reshape(top.shape) % 10 == 0, top.values, 0)
+    top_img = tf.Image(top_values.astype(np.uint32), coords=top.coords, dims=top.dims)
+    dimmed = img.values.view(np.uint8).reshape(*img.shape, 4).copy()
+    dimmed[..., 3] = (dimmed[..., 3] * 0.25).astype(np.uint8)
+    dimmed_img = tf.Image(
+        dimmed.view(np.uint32).reshape(img.shape), coords=img.coords, dims=img.dims
+    )
+    return [
+        (
+            "shade only: count, eq_hist",
+            repeat_ms(lambda: _shade.shade_counts(counts.values, count_lut, "eq_hist"), repeats),
+            repeat_ms(
+                lambda: tf.shade(counts, cmap=list(_shade.DEFAULT_COUNT_CMAP), how="eq_hist"),
+                repeats,
+            ),
+        ),
+        (
+            "shade only: 10 categories",
+            repeat_ms(lambda: _shade.shade_rgb(acc, "eq_hist", 40), repeats),
+            repeat_ms(lambda: tf.shade(by, color_key=key, min_alpha=40), repeats),
+        ),
+        (
+            "shade only: numeric mean",
+            repeat_ms(lambda: _shade.shade_values(mean.values, value_lut, span=SPAN), repeats),
+            repeat_ms(lambda: tf.shade(mean, cmap=VALUE_CMAP, how="linear", span=SPAN), repeats),
+        ),
+        (
+            "spread only: auto radius",
+            repeat_ms(lambda: _shade.spread(img.values, _shade.spread_radius(nonzero)), repeats),
+            repeat_ms(lambda: tf.dynspread(img, max_px=3), repeats),
+        ),
+        (
+            "composite only: highlight over the dimmed rest",
+            repeat_ms(lambda: _shade.composite(img.values, top_values, 0.25), repeats),
+            repeat_ms(lambda: tf.stack(dimmed_img, top_img, how="over"), repeats),
+        ),
+    ]
 
 
 def hit_rows(

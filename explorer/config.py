@@ -182,6 +182,24 @@ class ThumbConfig(_Checked):
     per_sheet_side: int = bounded(32, 1, 128)
 
 
+# From this many points a build also writes its points as Parquet parts tiled by each
+# layout (the partitions stage; --partition / --no-partition override it).
+PARTITION_MIN_POINTS = 2_000_000
+
+
+@dataclass(frozen=True)
+class PartitionConfig(_Checked):
+    """Points, layouts and scores as Parquet parts tiled by each layout (``--partition``)."""
+
+    enabled: bool | None = None  # None: on from PARTITION_MIN_POINTS points
+    # None: n/16 within [250k, 2M] rows (explorer.store.partitions.default_rows_per_part)
+    rows_per_part: int | None = bounded(None, 1, None)
+
+    def active(self, n_points: int) -> bool:
+        """Whether a build of ``n_points`` writes the partitions stage."""
+        return n_points >= PARTITION_MIN_POINTS if self.enabled is None else self.enabled
+
+
 @dataclass(frozen=True)
 class BuildConfig(_Checked):
     """Everything ``explorer build`` needs besides the input description."""
@@ -200,6 +218,7 @@ class BuildConfig(_Checked):
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
     slices: SliceConfig = field(default_factory=SliceConfig)
     thumbs: ThumbConfig = field(default_factory=ThumbConfig)
+    partitions: PartitionConfig = field(default_factory=PartitionConfig)
 
     @property
     def reproducible(self) -> bool:
@@ -208,9 +227,8 @@ class BuildConfig(_Checked):
 
     def check(self) -> None:
         super().check()
-        if not self.layouts:
-            msg = "--layouts needs at least one of " + ", ".join(LAYOUTS)
-            raise ConfigError(msg)
+        # No computed layout (--layouts none) is valid with an imported one (--layout):
+        # the build checks that once it knows the input (pipeline.import_stage).
         for name in self.layouts:
             if name not in LAYOUTS:
                 msg = f"--layouts: unknown layout {name!r}; choose from {', '.join(LAYOUTS)}"

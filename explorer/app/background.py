@@ -17,10 +17,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from bokeh.document import Document, without_document_lock
+from bokeh.document import Document
+from bokeh.document import without_document_lock as _without_document_lock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def without_document_lock(func: F) -> F:
+    """Bokeh's ``without_document_lock``, typed: a callback that runs outside the lock."""
+    wrapped: F = _without_document_lock(func)
+    return wrapped
+
 
 # Shared by all sessions of the process; the render path keeps its own (the loop default).
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-work")

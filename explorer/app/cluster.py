@@ -447,6 +447,20 @@ class ClusterPoints:
         slot_of_code[shown] = np.arange(len(shown))
         return slot_of_code
 
+    def slots_of(self, column: str, rows: NDArray[np.int64]) -> NDArray[np.intp]:
+        """The legend slot of each of ``rows`` (sorted unique) coloured by ``column``."""
+        from dask.delayed import delayed
+
+        key = self.summaries[column].key
+        rows = np.asarray(rows, np.int64)
+        jobs = [delayed(tasks.values_at)(p, rows, key) for p in self._stat_parts()]
+        found = self._run(jobs)
+        got = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int64)
+        codes = np.concatenate([v for _, v in found]) if found else np.zeros(0, np.int32)
+        codes = codes[np.argsort(got, kind="stable")]
+        out: NDArray[np.intp] = self._slot_of_code(column)[codes]
+        return out
+
     # -- frames ------------------------------------------------------------------------------
     def candidates(self, layout: str, viewport: Viewport) -> int:
         """Points in the grid cells the viewport meets (``PointIndex.candidates``)."""

@@ -241,6 +241,14 @@ def selected(part: pd.DataFrame, rows: NDArray[np.int64] | None) -> NDArray[np.b
     return in_sorted(part.index.to_numpy(np.int64), rows)
 
 
+def values_at(
+    part: pd.DataFrame, rows: NDArray[np.int64], key: str
+) -> tuple[NDArray[np.int64], NDArray[Any]]:
+    """The partition's rows among ``rows`` (sorted) and their values of column ``key``."""
+    sel = selected(part, rows)
+    return part.index.to_numpy(np.int64)[sel], part[key].to_numpy()[sel]
+
+
 def code_counts(
     part: pd.DataFrame, rows: NDArray[np.int64] | None, keys: tuple[tuple[str, int], ...]
 ) -> list[NDArray[np.int64]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,6 +74,9 @@ class Pictures:
 
     rows : (m,) int64; x, y : their positions; uris : a thumbnail data URI each (image
     stores) or None; titles : a short title each (text stores) or None.
+    colors : each point's colour on the map (its category's; grey otherwise), drawn as a
+    frame round its thumbnail so the colouring survives the switch from dots to pictures.
+    alphas : 1.0, or 0.3 for the points outside a highlight (the selection stands out).
     """
 
     rows: NDArray[np.int64]
@@ -82,6 +85,30 @@ class Pictures:
     uris: list[str] | None
     titles: list[str] | None
     side: float = 36.0  # pixels per thumbnail: smaller when more share the view
+    colors: list[str] = field(default_factory=list)
+    alphas: list[float] = field(default_factory=list)
+
+
+PICTURE_FRAME_COLOR = "#777777"  # the frame of a thumbnail whose colouring is not by category
+DIMMED_PICTURE_ALPHA = 0.3
+
+
+def _picture_colors(resources: StoreResources, color_by: str, rows: NDArray[np.int64]) -> list[str]:
+    color = resources.color(color_by)
+    if not isinstance(color, CategoricalColor):
+        return [PICTURE_FRAME_COLOR] * rows.size
+    if resources.cluster is not None:  # the codes live on the workers
+        slots = resources.cluster.slots_of(color_by, rows)
+        return [color.colors[int(s)] for s in slots]
+    slots = np.asarray(color.slot_of_code)[np.asarray(color.codes)[rows]]
+    return [color.colors[int(s)] for s in slots]
+
+
+def _picture_alphas(highlight: NDArray[np.int64] | None, rows: NDArray[np.int64]) -> list[float]:
+    if highlight is None:
+        return [1.0] * rows.size
+    inside = np.isin(rows, highlight)
+    return [1.0 if i else DIMMED_PICTURE_ALPHA for i in inside.tolist()]
 
 
 def pictures_in_view(
@@ -97,13 +124,16 @@ def pictures_in_view(
     box = (request.x0, request.x1, request.y0, request.y1)
     rows, xy32 = resources.points_in_box(request.layout, box, mask=request.mask)
     xy = np.asarray(xy32, np.float64).reshape(-1, 2)
+    colors = _picture_colors(resources, request.color_by, rows)
+    alphas = _picture_alphas(request.highlight, rows)
+    x, y = xy[:, 0].tolist(), xy[:, 1].tolist()
     if resources.thumbnails is not None:
         uris = [resources.thumbnail(int(r)) or "" for r in rows]
         vp = request.viewport()
         side = float(np.clip(0.7 * np.sqrt(vp.width * vp.height / max(rows.size, 1)), 16, 48))
-        return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), uris, None, side)
+        return Pictures(rows, x, y, uris, None, side, colors, alphas)
     titles = [one_line(resources.heading(int(r)), TITLE_CHARS) for r in rows]
-    return Pictures(rows, xy[:, 0].tolist(), xy[:, 1].tolist(), None, titles)
+    return Pictures(rows, x, y, None, titles, colors=colors, alphas=alphas)
 
 
 def min_alpha(n_candidates: int, viewport: Viewport) -> int:

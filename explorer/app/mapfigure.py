@@ -34,6 +34,8 @@ PIN_COLOR = "#111111"
 NEIGHBOUR_COLOR = "#ff7f0e"
 FALSE_COLOR = "#d62728"
 HOVER_COLOR = "#555555"
+PICTURE_FIELDS = ("url", "x", "y", "side", "frame", "color", "alpha")
+TITLE_FIELDS = ("x", "y", "text", "color", "alpha")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class MapFigure:
     disk: GlyphRenderer[Any]  # the unit circle (hmds layouts)
     color_bar: ColorBar
     color_mapper: LinearColorMapper
+    seen: ColumnDataSource  # x0, x1, y0, y1: the view the browser shows, set by the browser
 
 
 def _empty_xy() -> ColumnDataSource:
@@ -114,6 +117,21 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
     for tool in fig.toolbar.tools:
         if isinstance(tool, BoxSelectTool | LassoSelectTool):
             tool.renderers = [target]
+    # At a deep zoom the points themselves: thumbnails (image stores) or titles (text),
+    # under the pin and neighbour marks. Each thumbnail sits in a frame of its point's
+    # colour; outside a selection it is faint.
+    pictures = ColumnDataSource({k: [] for k in PICTURE_FIELDS})
+    fig.rect("x", "y", width="frame", height="frame", width_units="screen",
+             height_units="screen", source=pictures, fill_alpha=0, line_color="color",
+             line_width=2, line_alpha="alpha")  # fmt: skip
+    fig.image_url(url="url", x="x", y="y", w="side", h="side", w_units="screen",
+                  h_units="screen", anchor="center", global_alpha="alpha",
+                  source=pictures)  # fmt: skip
+    titles = ColumnDataSource({k: [] for k in TITLE_FIELDS})
+    fig.scatter("x", "y", source=titles, size=7, fill_color="color", line_color="color",
+                fill_alpha="alpha", line_alpha="alpha")  # fmt: skip
+    fig.text("x", "y", text="text", source=titles, text_font_size="10px", x_offset=6,
+             text_baseline="middle", text_color="#333333", text_alpha="alpha")  # fmt: skip
     disk = fig.circle(
         x=[0.0], y=[0.0], radius=1.0, fill_alpha=0, line_color="#888888", line_dash="dashed"
     )
@@ -126,13 +144,6 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
         fig.scatter(
             "x", "y", source=source, size=size, line_color=color, fill_alpha=0, line_width=2
         )
-    # At a deep zoom the points themselves: thumbnails (image stores) or titles (text).
-    pictures = ColumnDataSource({"url": [], "x": [], "y": [], "side": []})
-    fig.image_url(url="url", x="x", y="y", w="side", h="side", w_units="screen",
-                  h_units="screen", anchor="center", source=pictures)  # fmt: skip
-    titles = ColumnDataSource({"x": [], "y": [], "text": []})
-    fig.text("x", "y", text="text", source=titles, text_font_size="10px", x_offset=6,
-             text_baseline="middle", text_color="#333333")  # fmt: skip
     # Cluster names: canvas text (never HTML), on a light box so they read over any colour.
     labels = ColumnDataSource({"x": [], "y": [], "text": []})
     fig.text(  # type: ignore[call-arg]  # background_* exist on Text (Bokeh >= 3.4)
@@ -164,9 +175,28 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
             xr.setv(xs);
             yr.setv(ys);
         }"""))  # fmt: skip
+    # The view the browser shows, reported as one message as soon as a zoom or pan moves
+    # it: Bokeh's own RangesUpdate comes only when the interaction pauses (~60–110 ms
+    # later, measured with benchmarks/browser.py), and the four range properties arrive as
+    # four messages, the first of them a half-updated view.
+    seen = ColumnDataSource({"x0": [], "x1": [], "y0": [], "y1": []})
+    fig.scatter("x0", "y0", source=seen, visible=False)
+    report = CustomJS(args={"xr": x_range, "yr": y_range, "src": seen}, code="""
+        if (src.__pending) { return; }
+        src.__pending = true;
+        // Once the tool has set both ranges (a microtask later): one message, four values.
+        queueMicrotask(() => {
+            src.__pending = false;
+            const v = [xr.start, xr.end, yr.start, yr.end];
+            if (v.some((t) => t == null || !isFinite(t))) { return; }
+            src.data = {x0: [v[0]], x1: [v[1]], y0: [v[2]], y1: [v[3]]};
+        });""")  # fmt: skip
+    for rng in (x_range, y_range):
+        rng.js_on_change("start", report)
+        rng.js_on_change("end", report)
     return MapFigure(
         fig, x_range, y_range, image, bounds, pinned, neighbours, links, hovered, false, labels,
-        goto, pictures, titles, disk, color_bar, mapper,
+        goto, pictures, titles, disk, color_bar, mapper, seen,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.frames import Pictures
-from explorer.app.mapfigure import MapFigure, palette_of
+from explorer.app.mapfigure import PICTURE_FIELDS, TITLE_FIELDS, MapFigure, palette_of
 from explorer.app.markup import one_line
 from explorer.app.resources import StoreResources
 from explorer.render.raster import NumericColor
@@ -83,13 +83,17 @@ class MapMarks:
             keep = [i for i, u in enumerate(uris) if u]
             m.pictures.data = {"url": [uris[i] for i in keep], "x": [pictures.x[i] for i in keep],
                                "y": [pictures.y[i] for i in keep],
-                               "side": [pictures.side] * len(keep)}  # fmt: skip
+                               "side": [pictures.side] * len(keep),
+                               "frame": [pictures.side + 4] * len(keep),
+                               "color": [pictures.colors[i] for i in keep],
+                               "alpha": [pictures.alphas[i] for i in keep]}  # fmt: skip
         else:
-            m.pictures.data = {"url": [], "x": [], "y": [], "side": []}
+            m.pictures.data = {k: [] for k in PICTURE_FIELDS}
         if pictures is not None and titles is not None:
-            m.titles.data = {"x": pictures.x, "y": pictures.y, "text": titles}
+            m.titles.data = {"x": pictures.x, "y": pictures.y, "text": titles,
+                             "color": pictures.colors, "alpha": pictures.alphas}  # fmt: skip
         else:
-            m.titles.data = {"x": [], "y": [], "text": []}
+            m.titles.data = {k: [] for k in TITLE_FIELDS}
 
     def color_key(self, name: str) -> str | None:
         """Show the colour bar for a numeric colouring (hide it otherwise); return the

@@ -75,10 +75,15 @@ def start_warm_up(resources: StoreResources | None = None) -> None:
     _warm.set()
 
     def work() -> None:
-        warm_up()
+        # Our kernels first (what the first frame needs), then the first layout's index,
+        # and only then Datashader's numeric reductions (seconds of compiling, needed only
+        # when a user colours by a number).
+        warm_up(datashader=False)
         if resources is not None:
             layouts = resources.store.layouts
             resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
+        warm_up()
+        if resources is not None:
             _ = resources.table
 
     threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

@@ -17,15 +17,18 @@ def _build_config(args: argparse.Namespace) -> Any:
     from explorer.config import (
         BuildConfig,
         KnnConfig,
+        PartitionConfig,
         PcaConfig,
         SliceConfig,
         UmapConfig,
         parse_layouts,
     )
 
+    none = args.layouts.strip().lower() == "none"
     return BuildConfig(
         seed=args.seed,
-        layouts=parse_layouts(args.layouts),
+        layouts=() if none else parse_layouts(args.layouts),
+        partitions=PartitionConfig(enabled=args.partition, rows_per_part=args.partition_rows),
         pca=PcaConfig(n_components=args.pca),
         knn=KnnConfig(
             n_neighbors=args.neighbors,
@@ -42,10 +45,15 @@ def _build_config(args: argparse.Namespace) -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """explorer build INPUT --out STORE."""
-    from explorer.ingest.dataset import InputSpec
+    from explorer.ingest.dataset import InputSpec, LayoutSource
     from explorer.pipeline.runner import build_store
 
+    try:
+        layouts = tuple(LayoutSource.parse(text) for text in args.layout)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     spec = InputSpec(
+        layouts=layouts,
         path=args.input,
         vectors=args.vectors,
         meta=args.meta,

@@ -62,9 +62,32 @@ def _add_build(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--image-col", metavar="COL", help="column of image paths (thumbnails)")
     g.add_argument("--image-root", type=Path, metavar="DIR", help="folder the image paths are in")
     g.add_argument("--text-col", metavar="COL", help="a text column shown in previews")
+    g.add_argument(
+        "--layout",
+        action="append",
+        default=[],
+        metavar="NAME=COLX,COLY",
+        help="import a precomputed 2-D layout from two columns (or NAME=obsm:KEY, e.g. "
+        "obsm:X_umap, from an .h5ad input); repeatable; with --layouts none nothing is computed",
+    )
     c = p.add_argument_group("computation")
     c.add_argument(
-        "--layouts", default="umap", help="comma list of: umap, largevis, hmds (default: umap)"
+        "--layouts",
+        default="umap",
+        help="comma list of: umap, largevis, hmds, or none (with --layout) (default: umap)",
+    )
+    c.add_argument(
+        "--partition",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also store the points as Parquet parts tiled by each layout, for serving on "
+        "Dask (default: on from 2,000,000 points)",
+    )
+    c.add_argument(
+        "--partition-rows",
+        type=int,
+        metavar="N",
+        help="points per part (default: n/16, within 250,000-2,000,000)",
     )
     c.add_argument(
         "--metric",

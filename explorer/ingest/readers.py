@@ -210,6 +210,23 @@ def read_h5ad(path: Path, obsm_key: str | None) -> RawInput:
     return matrix, obs.reset_index(drop=True), []
 
 
+def read_h5ad_obsm(path: Path, key: str) -> NDArray[np.floating]:
+    """``.obsm[key]`` of an AnnData file, as a dense 2-D array (for ``--layout``)."""
+    import anndata  # read_h5ad has checked that it is installed
+
+    adata = anndata.read_h5ad(path, backed="r")
+    if key not in adata.obsm:
+        have = ", ".join(adata.obsm.keys()) or "none"
+        msg = f"{path} has no .obsm[{key!r}] (keys: {have})"
+        raise InputError(msg)
+    value = adata.obsm[key]
+    matrix = value.to_numpy() if isinstance(value, pd.DataFrame) else np.asarray(value)
+    if matrix.ndim != 2 or matrix.dtype.kind not in "fiub":
+        msg = f"{path}: .obsm[{key!r}] holds {matrix.dtype} of shape {matrix.shape}, not numbers"
+        raise InputError(msg)
+    return matrix
+
+
 def read_table_file(path: Path) -> pd.DataFrame:
     """A metadata table (``--meta``): CSV or Parquet."""
     _check_file(path)

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from explorer.errors import InputError
 from explorer.ingest.dataset import Dataset, InputSpec
+from explorer.ingest.layouts import layout_columns, read_layouts
 from explorer.ingest.readers import RawInput, input_format, read_input, read_table_file
 
 MIN_POINTS = 5
@@ -40,7 +41,7 @@ def _looks_numeric(series: pd.Series) -> bool:
 
 
 def _vector_columns(spec: InputSpec, table: pd.DataFrame) -> list[str]:
-    roles = {c for c in spec.role_columns().values() if c is not None}
+    roles = {c for c in spec.role_columns().values() if c is not None} | layout_columns(spec)
     if spec.vectors is not None:
         cols = [str(c) for c in table.columns if str(c).startswith(spec.vectors)]
         if not cols:
@@ -204,6 +205,7 @@ def load_dataset(spec: InputSpec) -> Dataset:
             msg = f"--meta {spec.meta} has {len(meta)} rows but the vectors have {n}"
             raise InputError(msg)
         table = pd.concat([table.reset_index(drop=True), meta.reset_index(drop=True)], axis=1)
+    layouts, table = read_layouts(spec, table, n, vector_names)
     _first_nonfinite(spec.path, np.asarray(matrix), vector_names)
     vectors = np.ascontiguousarray(matrix, dtype=np.float32)
     _first_nonfinite(spec.path, vectors, vector_names)  # float64 -> float32 overflow
@@ -226,4 +228,5 @@ def load_dataset(spec: InputSpec) -> Dataset:
         image_root=spec.image_root,
         duplicate_of=dup_of,
         notes=notes,
+        layouts=layouts,
     )

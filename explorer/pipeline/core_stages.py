@@ -15,6 +15,7 @@ from explorer.compute.trust import layout_trust
 from explorer.config import LAYOUTS
 from explorer.ingest.thumbnails import image_paths, write_sprite_sheets
 from explorer.pipeline.stage import BuildContext, Stage, StageResult
+from explorer.store.format import IMPORTED_STAGE
 
 RECALL_TARGET = 0.9
 
@@ -210,13 +211,20 @@ def core_stages() -> list[Stage]:
     ]
 
 
+def _trust_params(ctx: BuildContext) -> dict[str, Any]:
+    params: dict[str, Any] = {"layouts": list(ctx.config.layouts)}
+    if ctx.dataset.layouts:  # (absent otherwise, so older stores' trust keys still match)
+        params["imported"] = list(ctx.dataset.layouts)
+    return params
+
+
 def trust_stage() -> Stage:
     """Per-layout neighbourhood preservation; runs after every layout."""
     return Stage(
         "trust",
         _trust,
-        requires=("knn", *LAYOUTS),
-        params=lambda ctx: {"layouts": list(ctx.config.layouts)},
+        requires=("knn", IMPORTED_STAGE, *LAYOUTS),
+        params=_trust_params,
         libraries=("numpy", "scipy", "numba"),
         title="neighbourhood preservation per layout",
     )

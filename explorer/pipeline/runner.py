@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from explorer.config import BuildConfig
 from explorer.ingest.dataset import InputSpec
 from explorer.ingest.validate import load_dataset
+from explorer.pipeline.import_stage import check_layout_plan
 from explorer.pipeline.registry import all_stages
 from explorer.pipeline.stage import BuildContext, Stage
-from explorer.store.format import FORMAT_NAME, FORMAT_VERSION
+from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, IMPORTED_STAGE
 from explorer.store.writer import StoreWriter, file_digest, stage_key
 from explorer.version import __version__
 
@@ -97,6 +98,7 @@ def build_store(
     started = time.perf_counter()
     config = config or BuildConfig()
     config.check()
+    check_layout_plan(config, spec)
     dataset = load_dataset(spec)
     dataset.source["sha256"] = file_digest(spec.path)
     if spec.meta is not None:
@@ -196,13 +198,21 @@ def _run_stage(
 def _manifest(
     ctx: BuildContext, records: dict[str, dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
-    layouts = {
-        name: {"stage": name, "file": "coords"} for name in ctx.config.layouts if name in records
-    }
+    layouts: dict[str, dict[str, Any]] = {}
+    imported = records.get(IMPORTED_STAGE, {})
+    for name, stem in imported.get("provides", {}).get("layouts", {}).items():
+        source = imported["params"]["layouts"].get(name, {})
+        layouts[name] = {"stage": IMPORTED_STAGE, "file": stem, "imported": source}
+    for name in ctx.config.layouts:
+        if name in records:
+            layouts[name] = {"stage": name, "file": "coords"}
     scores: dict[str, dict[str, str]] = {}
+    partitions: dict[str, dict[str, str]] = {}
     for stage, record in records.items():
         for score, stem in record.get("provides", {}).get("scores", {}).items():
             scores[score] = {"stage": stage, "file": stem}
+        for layout, table in record.get("provides", {}).get("partitions", {}).items():
+            partitions[layout] = {"stage": stage, "table": table}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -216,5 +226,6 @@ def _manifest(
         "stages": records,
         "layouts": layouts,
         "scores": scores,
+        **({"partitions": partitions} if partitions else {}),
         "build_seconds": round(seconds, 3),
     }

@@ -13,6 +13,7 @@ import pandas as pd
 from explorer.config import BuildConfig
 from explorer.ingest.dataset import Dataset
 from explorer.store.files import read_stage_array, read_stage_record
+from explorer.store.format import IMPORTED_STAGE
 
 Progress = Callable[[float], None]
 
@@ -81,8 +82,11 @@ class BuildContext:
         return self.array("knn", "indices"), self.array("knn", "distances")
 
     def layouts(self) -> dict[str, np.ndarray]:
-        """The layouts built so far in this run, by name."""
-        return {name: self.array(name, "coords") for name in self.config.layouts}
+        """The layouts of this run by name: the imported ones (``--layout``), then the
+        computed ones (``--layouts``)."""
+        out = {name: self.array(IMPORTED_STAGE, name) for name in self.dataset.layouts}
+        out.update({name: self.array(name, "coords") for name in self.config.layouts})
+        return out
 
 
 @dataclass(frozen=True)

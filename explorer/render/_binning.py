@@ -3,6 +3,8 @@
 ``rows_for`` picks the rows (the cells in view of the index's sorted copy, or a full scan
 in original order) and the order in which per-point attributes are read; the ``bin_*``
 drivers run one kernel call per thread (``_numba.run_chunks``) and sum the buffers.
+``rows_frame`` picks the rows of a numeric frame the same way, as a DataFrame for
+Datashader.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from explorer.errors import InputError
@@ -84,6 +87,64 @@ def rows_for(
     return Rows(xy, pieces, bounds, perm, mask_arg), attr
 
 
+def rows_frame(
+    index: PointIndex,
+    viewport: Viewport,
+    mask: NDArray[np.bool_] | None,
+    values: NDArray[np.floating],
+    *,
+    path: ReadPath,
+) -> pd.DataFrame:
+    """The points of a numeric frame for Datashader: columns ``x``, ``y``, ``v``.
+
+    A small view (or ``"index"``) gives only the rows of the cells it overlaps; a wide one
+    gives the index's sorted rows from the first grid row in view to the last (a slice, no
+    copy) with a sorted copy of ``values`` (cached, as for categories). Datashader writes
+    pixels in cell order then, which halved its time at 10M points (135 -> 58 ms, measured).
+    ``"scan"`` gives every point in the caller's order.
+    """
+    n = index.n_points
+    check_mask(mask, n)
+    if values.shape != (n,):
+        msg = f"colour column has shape {values.shape} but the layout has {n} points"
+        raise InputError(msg)
+    spans = index.spans(viewport.x0, viewport.x1, viewport.y0, viewport.y1)
+    candidates = int((spans[:, 1] - spans[:, 0]).sum())
+    arrays = [values] if mask is None else [values, mask]
+    keep: NDArray[np.generic] | None
+    v: NDArray[np.generic]
+    if path == "scan":
+        xy, v, keep = index.coords, values, mask
+    elif (
+        path == "auto"
+        and spans.size
+        and (candidates > GATHER_FRACTION * n or all(index.has_sorted_copy(a) for a in arrays))
+    ):
+        rows = slice(int(spans[0, 0]), int(spans[-1, 1]))
+        xy, v = index.xy[rows], index.sorted_copy(values)[rows]
+        keep = None if mask is None else index.sorted_copy(mask)[rows]
+    else:
+        take = np.concatenate([np.arange(a, b) for a, b in spans] or [np.zeros(0, np.int64)])
+        orig = index.perm[take]
+        xy, v = index.xy[take], values[orig]
+        keep = None if mask is None else mask[orig]
+    return points_frame(xy, v, keep)
+
+
+def points_frame(
+    xy: NDArray[np.floating], values: NDArray[np.generic], keep: NDArray[np.generic] | None
+) -> pd.DataFrame:
+    """``x``, ``y`` (columns of ``xy`` (m, 2)) and ``v``, the rows where ``keep`` is True.
+
+    Always the same array layouts (x and y strided views of one (m, 2) array, v
+    contiguous), so Datashader compiles each numeric reduction once per process (~0.7 s
+    each) rather than once per layout.
+    """
+    if keep is not None:
+        xy, values = xy[keep], values[keep]
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "v": values}, copy=False)
+
+
 def gathered_rows(xy: NDArray[np.float32], mask: NDArray[np.bool_] | None) -> Rows:
     """Rows of an already gathered subset, attributes in the same order."""
     n = xy.shape[0]
@@ -140,22 +201,3 @@ def _bin_rgb_as(
         ),
     )
     return buf.sum(axis=0, dtype=lut.dtype).reshape(h, w, 4), code_counts.sum(axis=0)
-
-
-def bin_values(
-    rows: Rows, viewport: Viewport, values: NDArray[np.floating], *, use_max: bool
-) -> tuple[NDArray[np.float64], int]:
-    w, h, vp = viewport.width, viewport.height, viewport.transform()
-    buf = np.zeros((n_chunks(rows), h * w, 2), np.float64)
-    if use_max:
-        buf[..., 1] = -np.inf
-    drawn = chunked(
-        rows,
-        lambda pieces, k: _kernels.bin_values(
-            rows.xy, pieces, rows.perm, rows.mask, values, use_max, vp, w, h, buf[k]
-        ),
-    )
-    acc = np.empty((h * w, 2))
-    acc[:, 0] = buf[..., 0].sum(axis=0)
-    acc[:, 1] = buf[..., 1].max(axis=0) if use_max else buf[..., 1].sum(axis=0)
-    return acc.reshape(h, w, 2), int(sum(drawn))

@@ -1,12 +1,15 @@
 """Numba kernels for the raster path: spatial sort, binning into pixels, nearest point.
 
+Binning kernels exist only where they beat Datashader in ``benchmarks/render.py``: count
+and categorical frames (docs/render.md); numeric reductions go through Datashader.
+
 Each binning kernel is serial over *pieces*: ``(p, 2)`` int64 ``[start, end)`` ranges of
 rows of an ``(m, 2)`` float32 ``xy`` array, and adds into its own buffer; the driver runs
 one call per thread (``_numba.run_chunks``) with a private buffer each and sums them: no
 atomics, no races.
 
 ``perm`` maps a row of ``xy`` to the point's original index, used to look up per-point
-attributes (``mask``, ``codes``, ``values``) that stay in the caller's order; an empty
+attributes (``mask``, ``codes``) that stay in the caller's order; an empty
 ``perm`` means the rows already are in the attributes' order. An empty ``mask`` means "all".
 
 ``vp`` is ``[x0, x1, y0, y1, sx, tx, sy, ty]`` (float64). The pixel rule is Datashader's
@@ -91,54 +94,6 @@ def bin_rgb(xy, pieces, perm, mask, codes, lut, vp, w, h, buf, code_counts):  # 
             buf[p, 2] += lut[c, 1]
             buf[p, 3] += lut[c, 2]
             code_counts[c] += 1
-
-
-@njit
-def bin_codes(xy, pieces, perm, mask, codes, vp, w, h, buf):  # type: ignore[no-untyped-def]
-    """Add per pixel and per code counts into ``buf`` (h * w, n_codes) (Datashader's ``by``)."""
-    x0, x1, y0, y1, sx, tx, sy, ty = vp[0], vp[1], vp[2], vp[3], vp[4], vp[5], vp[6], vp[7]
-    use_mask = mask.shape[0] > 0
-    for q in range(pieces.shape[0]):
-        for s in range(pieces[q, 0], pieces[q, 1]):
-            p = _pixel(xy[s, 0], xy[s, 1], x0, x1, y0, y1, sx, tx, sy, ty, w, h)
-            if p < 0:
-                continue
-            j = _original(s, perm)
-            if use_mask and not mask[j]:
-                continue
-            buf[p, codes[j]] += 1
-
-
-@njit
-def bin_values(xy, pieces, perm, mask, values, use_max, vp, w, h, buf):  # type: ignore[no-untyped-def]
-    """Add per pixel ``[n valid, sum or max]`` of ``values`` into ``buf`` (h * w, 2) float64.
-
-    NaN values are skipped (as Datashader's ``mean`` and ``max`` do) but still counted in
-    the returned number of points drawn. For ``use_max`` the caller fills ``buf[:, 1]``
-    with -inf.
-    """
-    x0, x1, y0, y1, sx, tx, sy, ty = vp[0], vp[1], vp[2], vp[3], vp[4], vp[5], vp[6], vp[7]
-    use_mask = mask.shape[0] > 0
-    drawn = 0
-    for q in range(pieces.shape[0]):
-        for s in range(pieces[q, 0], pieces[q, 1]):
-            p = _pixel(xy[s, 0], xy[s, 1], x0, x1, y0, y1, sx, tx, sy, ty, w, h)
-            if p < 0:
-                continue
-            j = _original(s, perm)
-            if use_mask and not mask[j]:
-                continue
-            drawn += 1
-            v = values[j]
-            if np.isnan(v):
-                continue
-            buf[p, 0] += 1.0
-            if use_max:
-                if v > buf[p, 1]:
-                    buf[p, 1] = v
-            else:
-                buf[p, 1] += v
-    return drawn
 
 
 @njit(inline="always")

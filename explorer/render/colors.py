@@ -71,21 +71,22 @@ class NumericColor:
 
     values : (n,) float32 (NaN = no value: not coloured, still counted as drawn).
     span : fixed (low, high) for the colour bar; None = the frame's pixel range.
-    reduction : ``"mean"`` for attributes, ``"max"`` so rare high scores stay visible.
+    reduction : ``"mean"`` for attributes, ``"max"`` so rare high scores stay visible,
+        ``"min"`` so rare low ones do.
     """
 
     values: NDArray[np.floating]
     cmap: str | tuple[str, ...] = DEFAULT_VALUE_CMAP
     span: tuple[float, float] | None = None
-    reduction: Literal["mean", "max"] = "mean"
+    reduction: Literal["mean", "max", "min"] = "mean"
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values)
         if values.ndim != 1 or values.dtype.kind != "f":
             msg = f"values must be a 1-D float array, got {values.dtype} {values.shape}"
             raise InputError(msg)
-        if self.reduction not in ("mean", "max"):
-            msg = f"reduction {self.reduction!r} is not 'mean' or 'max'"
+        if self.reduction not in ("mean", "max", "min"):
+            msg = f"reduction {self.reduction!r} is not 'mean', 'max' or 'min'"
             raise ConfigError(msg)
         if self.span is not None and not self.span[1] >= self.span[0]:
             msg = f"span {self.span} needs low <= high"

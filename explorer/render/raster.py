@@ -1,82 +1,54 @@
 """Server-side rendering of millions of points into one RGBA frame (the browser gets pixels).
 
-``render(index, viewport, ...)`` bins every point in view into pixels with our numba
-kernels (Datashader's pixel rule, a private buffer per thread), shades the aggregate
-(density, categories or a per-pixel mean/max of a numeric column), spreads isolated points,
-and draws an optional highlighted subset over the dimmed rest. ``encode_png`` (from
-``explorer.render.png``) turns the frame into a small PNG for the websocket.
+``render(index, viewport, ...)`` draws the points of a ``PointIndex``: count and
+categorical frames are binned by our numba kernels over the index (Datashader's pixel rule,
+a private buffer per thread), the fast path where ``benchmarks/render.py`` shows a gain;
+numeric colour (a per-pixel mean, max or min) is aggregated by Datashader over the rows
+the index selects. ``render_frame_dataframe`` (``explorer.render.dataframe``) draws a
+pandas or Dask DataFrame through Datashader alone, pixel-equal to ``render`` on the same
+points. Both shade, spread and highlight through ``explorer.render.frame``.
+``encode_png`` turns a frame into a small PNG for the websocket. docs/render.md says which
+path draws what, with the figures.
 
 Picture semantics follow Datashader: ``aggregate_count`` equals ``Canvas.points(...,
-ds.count())`` and ``aggregate_categories`` equals ``ds.by(cat, ds.count())`` pixel for
-pixel; categorical colour is the count-weighted mean of category colours, with alpha from
-``min_alpha`` to 255 scaled by ``how``.
+ds.count())`` pixel for pixel, the categorical kernel's per-pixel counts equal
+``ds.by(codes, ds.count())``; categorical colour is the count-weighted mean of category
+colours, with alpha from ``min_alpha`` to 255 scaled by ``how``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from explorer.errors import InputError
-from explorer.render import _kernels, _shade
 from explorer.render._binning import (
     ReadPath,
     Rows,
     bin_count,
     bin_rgb,
-    bin_values,
-    chunked,
     gathered_rows,
-    n_chunks,
+    points_frame,
     rows_for,
+    rows_frame,
 )
-from explorer.render._shade import DEFAULT_COUNT_CMAP
 from explorer.render.colors import CategoricalColor, NumericColor, categorical_color
+from explorer.render.dataframe import numeric_aggregate, render_frame_dataframe
+from explorer.render.frame import (
+    Frame,
+    Layer,
+    LegendEntry,
+    assemble,
+    category_layer,
+    count_layer,
+    numeric_layer,
+)
 from explorer.render.hittest import points_in_box, points_in_polygon
 from explorer.render.index import PointIndex, Viewport, nearest_point
 from explorer.render.png import encode_png
-
-
-@dataclass(frozen=True)
-class LegendEntry:
-    """One legend row: a category label, its colour and its number of points in view."""
-
-    label: str
-    color: str
-    count: int
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One rendered image and what the app shows beside it.
-
-    rgba : (height, width) uint32, Bokeh ``image_rgba`` layout (row 0 = ``viewport.y0``).
-    n_in_view : points drawn (inside the viewport and the mask).
-    n_highlight_in_view : highlighted points drawn.
-    legend : categories with colours and in-view counts (empty unless categorical).
-    span : the numeric colour bar's (low, high), or the per-pixel count range otherwise.
-    spread : the spreading radius used, in pixels.
-    """
-
-    rgba: NDArray[np.uint32]
-    viewport: Viewport
-    n_in_view: int
-    n_highlight_in_view: int = 0
-    legend: tuple[LegendEntry, ...] = ()
-    span: tuple[float, float] | None = None
-    spread: int = 0
-
-
-@dataclass(frozen=True, eq=False)
-class _Layer:
-    rgba: NDArray[np.uint32]
-    nonzero: NDArray[np.bool_]
-    n_in: int
-    span: tuple[float, float] | None = None
-    slot_counts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def aggregate_count(
@@ -95,75 +67,27 @@ def aggregate_count(
     return bin_count(rows, viewport)[0]
 
 
-def aggregate_categories(
-    index: PointIndex,
-    viewport: Viewport,
-    codes: NDArray[np.integer],
-    n_codes: int,
-    *,
-    mask: NDArray[np.bool_] | None = None,
-    path: ReadPath = "auto",
-) -> NDArray[np.uint32]:
-    """Points per pixel per code: (height, width, n_codes) uint32, as ``ds.by(c, ds.count())``.
-
-    ``codes`` (n,) integer in ``[0, n_codes)``. For tests and exports: ``render`` does not
-    need it (it sums colours directly, which is why categorical frames are cheap).
-    """
-    codes = _check_codes(codes, index.n_points, n_codes)
-    rows, codes = rows_for(index, viewport, mask, codes, path=path)  # type: ignore[assignment]
-    w, h, vp = viewport.width, viewport.height, viewport.transform()
-    buf = np.zeros((n_chunks(rows), h * w, n_codes), np.uint32)
-    chunked(
-        rows,
-        lambda pieces, k: _kernels.bin_codes(
-            rows.xy, pieces, rows.perm, rows.mask, codes, vp, w, h, buf[k]
-        ),
-    )
-    out: NDArray[np.uint32] = buf.sum(axis=0, dtype=np.uint32).reshape(h, w, n_codes)
-    return out
-
-
-def _check_codes(codes: NDArray[np.integer], n: int, n_codes: int) -> NDArray[np.integer]:
-    codes = np.asarray(codes)
-    if codes.shape != (n,) or codes.dtype.kind not in "ui":
-        msg = f"codes must be an integer array of shape ({n},), got {codes.dtype} {codes.shape}"
-        raise InputError(msg)
-    if n and (int(codes.min()) < 0 or int(codes.max()) >= n_codes):
-        msg = f"codes must lie in [0, {n_codes}); recode the column before colouring by it"
-        raise InputError(msg)
-    return codes
-
-
-def _draw(
+def _kernel_layer(
     rows: Rows,
     viewport: Viewport,
-    color: CategoricalColor | NumericColor | None,
-    attr: NDArray[np.generic] | None,
+    color: CategoricalColor | None,
+    codes: NDArray[np.generic] | None,
     how: str,
     cmap: str | tuple[str, ...] | None,
     min_alpha: int,
-) -> _Layer:
-    """Aggregate ``rows`` and shade them according to ``color``."""
-    if isinstance(color, CategoricalColor):
-        acc, code_counts = bin_rgb(rows, viewport, attr, color.code_rgb())  # type: ignore[arg-type]
-        rgba = _shade.shade_rgb(acc, how, min_alpha)
-        slot_counts = np.bincount(
-            color.slot_of_code, weights=code_counts, minlength=len(color.labels)
-        ).astype(np.int64)
-        return _Layer(rgba, acc[..., 0] > 0, int(code_counts.sum()), None, slot_counts)
-    if isinstance(color, NumericColor):
-        use_max = color.reduction == "max"
-        acc_v, n_in = bin_values(rows, viewport, attr, use_max=use_max)  # type: ignore[arg-type]
-        lut = _shade.cmap_lut(cmap or color.cmap)
-        rgba, span = _shade.shade_values(
-            acc_v, lut, mean=color.reduction == "mean", span=color.span
-        )
-        return _Layer(rgba, acc_v[..., 0] > 0, n_in, span)
-    counts, n_in = bin_count(rows, viewport)
-    rgba = _shade.shade_counts(counts, _shade.cmap_lut(cmap or DEFAULT_COUNT_CMAP), how)
-    nonzero = counts > 0
-    span = (float(counts[nonzero].min()), float(counts.max())) if n_in else None
-    return _Layer(rgba, nonzero, n_in, span)
+) -> Layer:
+    """Count or categorical ``rows`` binned by our kernels, then shaded."""
+    if color is not None:
+        acc, code_counts = bin_rgb(rows, viewport, codes, color.code_rgb())  # type: ignore[arg-type]
+        return category_layer(acc, code_counts, color, how, min_alpha)
+    return count_layer(bin_count(rows, viewport)[0], how, cmap)
+
+
+def _numeric_layer(
+    frame: pd.DataFrame, viewport: Viewport, color: NumericColor, cmap: str | tuple[str, ...] | None
+) -> Layer:
+    values, n_in = numeric_aggregate(frame, viewport, "x", "y", "v", color.reduction)
+    return numeric_layer(values, n_in, color, cmap)
 
 
 def render(
@@ -184,44 +108,52 @@ def render(
 
     color : None (density through ``cmap``, default light to dark blue), a
         ``CategoricalColor`` (mean of category colours, alpha by density) or a
-        ``NumericColor`` (per-pixel mean or max of a column through its colour map).
+        ``NumericColor`` (per-pixel mean, max or min of a column through its colour map).
     mask : (n,) bool, only True points are drawn (filters).
     highlight : (k,) int64 unique point indices drawn over the rest, whose alpha is
         multiplied by ``dim``; masked-out highlighted points stay hidden.
     how : density scaling, ``"eq_hist"``, ``"log"``, ``"cbrt"`` or ``"linear"``.
     spread : radius in pixels by which drawn pixels grow into empty ones, or ``"auto"``
         (1 to 3 px, more when points are isolated) so single points stay visible.
+
+    Count and categorical frames are binned by our kernels over the index; numeric ones
+    by Datashader over the rows the index selects (docs/render.md says why).
     """
-    rows, attr = rows_for(index, viewport, mask, _attr(color), path=path)
-    layer = _draw(rows, viewport, color, attr, how, cmap, min_alpha)
-    radius = _shade.spread_radius(layer.nonzero) if spread == "auto" else int(spread)
-    rgba = _shade.spread(layer.rgba, radius)
-    n_highlight = 0
+    if isinstance(color, NumericColor):
+        frame = rows_frame(index, viewport, mask, np.asarray(color.values), path=path)
+        base = _numeric_layer(frame, viewport, color, cmap)
+    else:
+        rows, codes = rows_for(index, viewport, mask, _codes(color), path=path)
+        base = _kernel_layer(rows, viewport, color, codes, how, cmap, min_alpha)
+    top = None
     if highlight is not None:
         take = _check_highlight(highlight, index.n_points)
-        sub_mask = None if mask is None else np.asarray(mask)[take]
-        sub_color = None if color is None else color.take(take)
-        sub_rows = gathered_rows(index.coords[take], sub_mask)
-        top = _draw(sub_rows, viewport, sub_color, _attr(sub_color), how, cmap, min_alpha)
-        rgba = _shade.composite(rgba, _shade.spread(top.rgba, radius), dim)
-        n_highlight = top.n_in
-    legend: tuple[LegendEntry, ...] = ()
-    if isinstance(color, CategoricalColor):
-        legend = tuple(
-            LegendEntry(label, hex_, int(count))
-            for label, hex_, count in zip(
-                color.labels, color.colors, layer.slot_counts, strict=True
-            )
-        )
-    return Frame(rgba, viewport, layer.n_in, n_highlight, legend, layer.span, radius)
+        keep = None if mask is None else np.asarray(mask)[take]
+        top = _subset_layer(index.coords[take], keep, take, color, how, cmap, min_alpha, viewport)
+    return assemble(viewport, base, top, color, spread=spread, dim=dim)
 
 
-def _attr(color: CategoricalColor | NumericColor | None) -> NDArray[np.generic] | None:
-    if isinstance(color, CategoricalColor):
-        return color.codes
+def _subset_layer(
+    xy: NDArray[np.float32],
+    keep: NDArray[np.bool_] | None,
+    take: NDArray[np.int64],
+    color: CategoricalColor | NumericColor | None,
+    how: str,
+    cmap: str | tuple[str, ...] | None,
+    min_alpha: int,
+    viewport: Viewport,
+) -> Layer:
+    """The layer of the points ``take`` (already gathered into ``xy``), drawn on top."""
     if isinstance(color, NumericColor):
-        return color.values
-    return None
+        sub = points_frame(xy, color.values[take], keep)
+        return _numeric_layer(sub, viewport, color, cmap)
+    sub_color = None if color is None else color.take(take)
+    rows = gathered_rows(xy, keep)
+    return _kernel_layer(rows, viewport, sub_color, _codes(sub_color), how, cmap, min_alpha)
+
+
+def _codes(color: CategoricalColor | None) -> NDArray[np.generic] | None:
+    return None if color is None else color.codes
 
 
 def _check_highlight(highlight: NDArray[np.integer], n: int) -> NDArray[np.int64]:
@@ -236,34 +168,61 @@ def _check_highlight(highlight: NDArray[np.integer], n: int) -> NDArray[np.int64
     return take
 
 
-def warm_up(code_dtypes: tuple[type[np.integer], ...] = (np.uint8, np.uint16)) -> None:
+def warm_up(
+    code_dtypes: tuple[type[np.integer], ...] = (np.uint8, np.uint16),
+    *,
+    datashader: bool = True,
+    dataframe: bool = False,
+) -> None:
     """Load every compiled kernel once, so the first frames a user sees are not slow.
 
-    Numba loads each kernel signature from its disk cache on first use in a process
-    (50-150 ms each, measured). This renders a 256-point layout through every path
-    (about 1-2 s); call it at server start, e.g. in a background thread.
+    Numba loads each of our kernels from its disk cache on first use in a process (50-150
+    ms each, measured); Datashader compiles each aggregation on first use (~0.7-1 s each
+    on a quiet machine, never cached on disk). This renders a 256-point layout through
+    every path of our kernels, then (``datashader``) through the numeric mean, max and
+    min, then (``dataframe``) through ``render_frame_dataframe`` for every colour. Call it
+    at server start, e.g. in a background thread.
     """
     rng = np.random.default_rng(0)
     xy = rng.random((256, 2), dtype=np.float32)
     index = PointIndex.build(xy)
     mask = rng.random(256) < 0.5
-    values = rng.random(256, dtype=np.float32)
-    colors: list[CategoricalColor | NumericColor | None] = [
-        None, NumericColor(values), NumericColor(values, reduction="max")
-    ]  # fmt: skip
+    colors: list[CategoricalColor | NumericColor | None] = [None]
     for dtype in code_dtypes:
         colors.append(categorical_color(rng.integers(0, 3, 256).astype(dtype), ["a", "b", "c"]))
+    if datashader or dataframe:
+        values = rng.random(256, dtype=np.float32)
+        colors += [NumericColor(values, reduction=r) for r in ("mean", "max", "min")]
+    viewports = (Viewport(0.0, 1.0, 0.0, 1.0, 8, 8), Viewport(0.0, 0.1, 0.0, 0.1, 8, 8))
     # The full view makes sorted copies; the small one looks attributes up through perm.
-    for vp in (Viewport(0.0, 1.0, 0.0, 1.0, 8, 8), Viewport(0.0, 0.1, 0.0, 0.1, 8, 8)):
-        for color in colors:
+    for color in colors if datashader else colors[: 1 + len(code_dtypes)]:
+        for vp in viewports:
             for m in (None, mask):
                 for path in ("auto", "index", "scan"):
                     render(index, vp, color=color, mask=m, highlight=np.arange(9), path=path)
+        if color is None:
+            _warm_hit_tests(index, mask)
+    if dataframe:
+        df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "m": mask, "h": ~mask})
+        for color in colors:
+            if color is not None:
+                df["c"] = color.codes if isinstance(color, CategoricalColor) else color.values
+            render_frame_dataframe(
+                df,
+                viewports[0],
+                color=color,
+                color_column="c",
+                mask_column="m",
+                highlight_column="h",
+            )
+
+
+def _warm_hit_tests(index: PointIndex, mask: NDArray[np.bool_]) -> None:
     for m in (None, mask):
         nearest_point(index, 0.5, 0.5, 0.1, mask=m)
-        for points in (xy, index):
+        for points in (index.coords, index):
             points_in_polygon(points, [0.1, 0.9, 0.5], [0.1, 0.2, 0.9], mask=m)
-        points_in_box(xy, 0.1, 0.5, 0.1, 0.5, mask=m)
+        points_in_box(index.coords, 0.1, 0.5, 0.1, 0.5, mask=m)
 
 
 __all__ = [
@@ -273,11 +232,11 @@ __all__ = [
     "NumericColor",
     "PointIndex",
     "Viewport",
-    "aggregate_categories",
     "aggregate_count",
     "categorical_color",
     "encode_png",
     "nearest_point",
     "render",
+    "render_frame_dataframe",
     "warm_up",
 ]

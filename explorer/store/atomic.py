@@ -48,9 +48,11 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        for child in tmp.iterdir():
+        for child in sorted(tmp.rglob("*"), reverse=True):  # files before their folders
             if child.is_file():
                 fsync_file(child)
+            elif child.is_dir():
+                fsync_dir(child)
         fsync_dir(tmp)
         replace_dir(tmp, final)
     finally:

@@ -157,7 +157,7 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
             isinstance(info, dict) and isinstance(info.get("bytes"), int) for info in files.values()
         ):
             return f"stage {name!r} has no valid file list"
-    for kind in ("layouts", "scores"):
+    for kind in ("layouts", "scores", "partitions"):
         table = manifest.get(kind, {})
         if not isinstance(table, dict) or not all(
             isinstance(w, dict) and w.get("stage") in stages for w in table.values()

@@ -7,6 +7,7 @@ A store is a directory::
       <stage>/stage.json         one folder per finished stage, renamed into place whole
       <stage>/<array>.npy        big arrays, opened with memory mapping
       <stage>/<table>.parquet    tables
+      <stage>/<dir>/part-*.parquet  a directory of parts (the partitions stage)
       selections/<name>.npz      selections saved from the app: ``rows`` (sorted int64 row
                                  indices) and ``data_id`` (the data they were made on)
 
@@ -43,7 +44,11 @@ class FileSpec:
     """One file a stage writes.
 
     name    : file name in the stage folder; ``*`` matches any stem (``trust/*.npy``,
-              ``thumbs/sheet-*.png``).
+              ``thumbs/sheet-*.png``). A name ending in ``/`` declares a directory of
+              Parquet parts (``partitions/*/`` holds ``<layout>/part-NNNNN.parquet``): its
+              ``shape`` rule applies to the rows of all its parts together and ``columns``
+              to each part; ``index`` names the table listing the parts (``{}`` is the
+              directory's name), whose rows, bounds and files are checked against them.
     dtype   : an array's dtype (``None`` for tables and images).
     shape   : an array's shape, or a table's ``(rows,)``. Each entry is an int, a symbol
               (``n`` points and ``d`` input dimensions from the manifest; any other letter
@@ -59,10 +64,13 @@ class FileSpec:
     shape: tuple[str | int, ...] = ()
     columns: tuple[str, ...] = ()
     required: bool = True
+    index: str | None = None
 
     @property
     def kind(self) -> str:
-        """'array', 'table' or 'image', from the file name."""
+        """'array', 'table', 'parts' (a directory of Parquet parts) or 'image'."""
+        if self.name.endswith("/"):
+            return "parts"
         if self.name.endswith(".npy"):
             return "array"
         return "table" if self.name.endswith(".parquet") else "image"
@@ -74,6 +82,31 @@ def _array(name: str, dtype: str, shape: tuple[str | int, ...], doc: str, **kw: 
 
 def _layout_files() -> tuple[FileSpec, ...]:
     return (_array("coords", "float32", ("n", 2), "the 2-D layout, input row order"),)
+
+
+# The partitions stage: per layout, its points as Parquet parts tiled by its coordinates.
+PARTITIONS_STAGE = "partitions"
+PART_FILE = "part-{:05d}.parquet"
+PART_GLOB = "part-*.parquet"
+PARTITION_TABLE = "{}.parquet"  # per layout: one row per part
+# Every part holds these columns; point-table columns and scores follow them.
+PART_ROW, PART_X, PART_Y = "row", "x", "y"
+PART_RESERVED = (PART_ROW, PART_X, PART_Y)
+# A point-table column whose name is reserved (or a score's) is stored under this prefix.
+PART_POINT_PREFIX = "point:"
+PARTITION_TABLE_COLUMNS: dict[str, tuple[str, str]] = {
+    "part": ("int32", "the part's number, 0, 1, ... in file order"),
+    "file": ("str", "the part's file, relative to the stage folder: <layout>/part-NNNNN.parquet"),
+    "rows": ("int64", "points in the part (each point is in exactly one part of a layout)"),
+    "x0": ("float64", "smallest x of the part's points"),
+    "x1": ("float64", "largest x"),
+    "y0": ("float64", "smallest y"),
+    "y1": ("float64", "largest y"),
+}
+
+# Layouts brought by the user (``--layout NAME=COLX,COLY`` or ``NAME=obsm:KEY``).
+IMPORTED_STAGE = "imported"
+LAYOUT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
 
 
 # stage -> its files, one entry per file. Add a file here, in docs/store-format.md, and
@@ -107,6 +140,9 @@ STAGE_FILES: dict[str, tuple[FileSpec, ...]] = {
     "hmds": (
         _array("coords", "float32", ("n", 2), "the layout in the Poincaré disk (|x| < 1)"),
         _array("landmarks", "int64", ("l",), "rows embedded exactly by h-MDS"),
+    ),
+    "imported": (
+        _array("*", "float32", ("n", 2), "layout <name> imported from the input (--layout)"),
     ),
     "trust": (_array("*", "float32", ("n",), "score trust:<layout> of each layout"),),
     "intrinsic": (
@@ -146,6 +182,22 @@ STAGE_FILES: dict[str, tuple[FileSpec, ...]] = {
         _array("offsets", "int64", ("s+1",), "slice i is members[offsets[i]:offsets[i+1]]"),
         _array("examples", "int64", ("s", "*"), "rows to show first per slice, -1 padded"),
     ),
+    PARTITIONS_STAGE: (
+        FileSpec(
+            PARTITION_TABLE.format("*"),
+            "per layout, one row per part: " + ", ".join(PARTITION_TABLE_COLUMNS),
+            shape=("*",),
+            columns=tuple(PARTITION_TABLE_COLUMNS),
+        ),
+        FileSpec(
+            "*/",
+            "per layout, its points in parts tiled by its coordinates: row, x, y, then the "
+            "point table's numeric and categorical columns and the scores",
+            shape=("n",),
+            columns=PART_RESERVED,
+            index=PARTITION_TABLE,
+        ),
+    ),
     "thumbs": (
         _array("cell", "int32", ("n",), "sprite cell of each point (sheet*per_sheet+slot), -1"),
         FileSpec("sheet-*.png", "RGBA sprite sheets of per_side x per_side thumbnails"),
@@ -166,11 +218,33 @@ def error_values(codes: NDArray[np.int8], loss: NDArray[np.floating] | None) -> 
 
 
 def file_spec(stage: str, fname: str) -> FileSpec | None:
-    """The declaration matching ``fname`` in ``stage``, or None when it is undeclared."""
+    """The declaration matching ``fname`` in ``stage``, or None when it is undeclared.
+
+    ``*`` never matches across ``/``; a part file ``<dir>/part-NNNNN.parquet`` matches the
+    stage's directory declaration ``*/``.
+    """
+    head, sep, tail = fname.partition("/")
     for spec in STAGE_FILES.get(stage, ()):
-        if fnmatch.fnmatchcase(fname, spec.name):
+        if spec.kind == "parts":
+            # never "..": a part must lie inside its stage folder
+            in_dir = sep and "/" not in tail and not head.startswith(".")
+            in_dir = in_dir and fnmatch.fnmatchcase(head, spec.name[:-1])
+            if in_dir and fnmatch.fnmatchcase(tail, PART_GLOB):
+                return spec
+        elif not sep and fnmatch.fnmatchcase(fname, spec.name):
             return spec
     return None
+
+
+def check_layout_name(name: str) -> str:
+    """``name`` if it can name a layout (it becomes a file name), else raise ValueError."""
+    if not LAYOUT_NAME_RE.match(name):
+        msg = (
+            f"invalid layout name {name!r}: use 1-40 letters, digits, '_' or '-', "
+            "starting with a letter"
+        )
+        raise ValueError(msg)
+    return name
 
 
 # The slices stage's table ``slices/slices.parquet``, one row per slice in display order

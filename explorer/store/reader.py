@@ -33,15 +33,18 @@ from explorer.store.format import (
     error_values,
     selection_file,
 )
+from explorer.store.partition_reader import PartitionReader
 from explorer.store.selections import read_selection_file
 from explorer.store.writer import file_digest
 
 
-class Store:
+class Store(PartitionReader):
     """A finished projection store, opened read-only.
 
     Arrays are memory-mapped, so opening costs milliseconds and many processes or
-    sessions share one copy in the page cache.
+    sessions share one copy in the page cache. The partitioned points (``partitions``,
+    ``partitions_in``, ``partition_frame``, ``partition_ddf``) come from
+    ``PartitionReader``.
     """
 
     def __init__(self, path: str | Path) -> None:

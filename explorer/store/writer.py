@@ -150,8 +150,9 @@ class StoreWriter:
                 listing[fname] = {"rows": len(table), "columns": [str(c) for c in table.columns]}
             if extra is not None:
                 extra(tmp)
-                for f in sorted(tmp.iterdir()):
-                    listing.setdefault(f.name, {})
+                # Files in sub-folders (a directory of parts) are listed by relative path.
+                for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                    listing.setdefault(f.relative_to(tmp).as_posix(), {})
             check_stage(name, tmp, sorted(listing), self.dims, strict=True)
             for fname, info in listing.items():
                 info["bytes"] = (tmp / fname).stat().st_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from explorer.app.registry import PANES, available_panes
 from explorer.app.resources import StoreResources
 from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.urlstate import parse_view, query_string, view_query
+from explorer.render.colors import CategoricalColor
 from explorer.store.reader import Store
 from tests.app.test_urlstate import FakeLocation, as_query
 
@@ -161,7 +163,34 @@ def test_pinned_point_shows_false_neighbours(app: ExplorerApp, resources: StoreR
         assert label in card
 
 
-def test_cluster_labels_follow_the_zoom(app: ExplorerApp, resources: StoreResources) -> None:
+@pytest.fixture
+def named_tree(app: ExplorerApp, resources: StoreResources) -> Iterator[None]:
+    """The tiny store's clusters, given names (its random labels name none of them)."""
+    tree = resources.hierarchy
+    stored = tree.nodes["name"].copy()
+    tree.nodes["name"] = ["all"] + [f"cluster {n}" for n in range(1, tree.n_nodes)]
+    tree.__dict__.pop("_named", None)
+    app.map._update_labels()
+    yield
+    tree.nodes["name"] = stored
+    tree.__dict__.pop("_named", None)
+    app.map._update_labels()
+
+
+def test_unnamed_clusters_get_no_name_on_the_map(
+    app: ExplorerApp, resources: StoreResources
+) -> None:
+    tree = resources.hierarchy
+    # Nothing in the tiny store's random labels sets a cluster apart: the build stores
+    # "node <id>", which the treemap shows as "mixed" and the map leaves out.
+    assert all(tree.nodes["name"].iloc[n] == f"node {n}" for n in range(1, tree.n_nodes))
+    assert tree.name(1) == "mixed · #1"
+    assert app.map._map.labels.data["text"] == []
+
+
+def test_cluster_labels_follow_the_zoom(
+    app: ExplorerApp, resources: StoreResources, named_tree: None
+) -> None:
     labels = app.map._map.labels.data
     tree = resources.hierarchy
     assert len(labels["text"]) == tree.children(0).size  # zoomed out: the top clusters
@@ -304,6 +333,18 @@ def test_deep_zoom_draws_the_points_themselves(app: ExplorerApp, resources: Stor
     assert result.pictures.rows.tolist() == inside.tolist()
     assert len(app.map._map.pictures.data["url"]) == inside.size  # every tiny point has one
     assert all(u.startswith("data:image/png;base64,") for u in app.map._map.pictures.data["url"])
+    # Each thumbnail is framed in its point's colour on the map; a selection dims the rest.
+    color = resources.color(app.map.color_by)
+    if isinstance(color, CategoricalColor):
+        slots = np.asarray(color.slot_of_code)[np.asarray(color.codes)[inside]]
+        assert result.pictures.colors == [color.colors[s] for s in slots]
+    assert set(result.pictures.alphas) == {1.0}
+    app.state.select(inside[:1], source="test")
+    app.map.redraw()
+    alphas = app.map.last_result.pictures.alphas
+    assert alphas[0] == 1.0
+    assert all(a < 1.0 for a in alphas[1:])
+    assert app.map._map.pictures.data["alpha"] == alphas
 
 
 def test_split_view_shares_the_selection(app: ExplorerApp, resources: StoreResources) -> None:
@@ -342,3 +383,22 @@ def test_selection_magnitude_exact_at_once_estimated_on_demand(
     assert "of the selection" not in pane.magnitude.object
     pane.estimate_selection_magnitude()
     assert "of the selection: " in pane.magnitude.object
+
+
+def test_the_browser_view_report_draws_that_view(app: ExplorerApp) -> None:
+    # The browser reports its view in one message the moment a zoom or pan moves it.
+    x0, x1, y0, y1 = app.map._view
+    half = ((x0 + x1) / 2, x1, (y0 + y1) / 2, y1)
+    drawn = app.map.frames_drawn
+    app.map._map.seen.data = {"x0": [half[0]], "x1": [half[1]], "y0": [half[2]], "y1": [half[3]]}
+    req = app.map.last_result.request
+    assert (req.x0, req.x1, req.y0, req.y1) == half
+    assert app.map.frames_drawn == drawn + 1
+    # Bokeh's own report of the same view, when the interaction pauses, draws nothing more.
+    from bokeh import events
+
+    x0, x1, y0, y1 = half
+    app.map._on_ranges_update(events.RangesUpdate(app.map.figure, x0=x0, x1=x1, y0=y0, y1=y1))
+    assert app.map.frames_drawn == drawn + 1
+    app.map._map.seen.data = {"x0": [1.0], "x1": [0.0], "y0": [0.0], "y1": [1.0]}  # inverted
+    assert app.map.frames_drawn == drawn + 1

@@ -16,7 +16,7 @@ from explorer.render import _binning
 from explorer.render import index as index_module
 from explorer.render.colors import CategoricalColor, NumericColor, categorical_color
 from explorer.render.index import PointIndex, Viewport, nearest_point
-from explorer.render.raster import aggregate_categories, aggregate_count, encode_png, render
+from explorer.render.raster import aggregate_count, encode_png, render
 
 N_CATS = 6
 
@@ -72,6 +72,28 @@ def _canvas(vp: Viewport) -> ds.Canvas:
     return ds.Canvas(vp.width, vp.height, x_range=(vp.x0, vp.x1), y_range=(vp.y0, vp.y1))
 
 
+# Distinct colours per code: the kernel's colour sums then pin down its per-code counts.
+CODE_RGB = np.array(
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1], [7, 3, 0], [0, 11, 5], [13, 0, 17]], np.uint32
+)
+
+
+def _kernel_categories(
+    index: PointIndex, vp: Viewport, codes: np.ndarray, mask=None, path="auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Our categorical kernel's ``[count, R, G, B]`` sums (h, w, 4) and per-code counts."""
+    rows, codes = _binning.rows_for(index, vp, mask, codes, path=path)
+    acc, code_counts = _binning.bin_rgb(rows, vp, codes, CODE_RGB)
+    return acc.astype(np.int64), code_counts
+
+
+def _expected_categories(by: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same from Datashader's ``ds.by(codes, ds.count())`` aggregate (h, w, n_codes)."""
+    by = by.astype(np.int64)
+    acc = np.concatenate([by.sum(axis=2, keepdims=True), by @ CODE_RGB.astype(np.int64)], axis=2)
+    return acc, by.sum(axis=(0, 1))
+
+
 @pytest.mark.parametrize("vp", VIEWPORTS)
 @pytest.mark.parametrize("path", ["auto", "index", "scan"])
 def test_count_equals_datashader(data, index, vp, path) -> None:
@@ -95,8 +117,10 @@ def test_total_equals_points_in_view(data, index, vp) -> None:
 @pytest.mark.parametrize("path", ["auto", "index", "scan"])
 def test_categories_equal_datashader_by(data, index, vp, path) -> None:
     agg = _canvas(vp).points(_frame(data), "x", "y", ds.by("cat", ds.count()))
-    got = aggregate_categories(index, vp, data["codes"], N_CATS, path=path)
-    np.testing.assert_array_equal(got, agg.values)
+    acc, code_counts = _kernel_categories(index, vp, data["codes"], path=path)
+    expected_acc, expected_counts = _expected_categories(agg.values)
+    np.testing.assert_array_equal(acc, expected_acc)
+    np.testing.assert_array_equal(code_counts, expected_counts)
 
 
 @pytest.mark.parametrize("path", ["auto", "index", "scan"])
@@ -106,8 +130,9 @@ def test_mask_excludes_points(data, index, path) -> None:
     expected = _canvas(vp).points(_frame(data, keep), "x", "y", ds.count()).values
     np.testing.assert_array_equal(aggregate_count(index, vp, mask=keep, path=path), expected)
     by = _canvas(vp).points(_frame(data, keep), "x", "y", ds.by("cat", ds.count())).values
-    got = aggregate_categories(index, vp, data["codes"], N_CATS, mask=keep, path=path)
-    np.testing.assert_array_equal(got, by)
+    acc, code_counts = _kernel_categories(index, vp, data["codes"], mask=keep, path=path)
+    np.testing.assert_array_equal(acc, _expected_categories(by)[0])
+    np.testing.assert_array_equal(code_counts, _expected_categories(by)[1])
     assert render(index, vp, mask=keep, path=path).n_in_view == int(expected.sum())
 
 
@@ -122,7 +147,7 @@ def test_many_threads_and_sorted_copies_change_nothing(data, monkeypatch) -> Non
     for vp in VIEWPORTS:
         np.testing.assert_array_equal(aggregate_count(single, vp), aggregate_count(many, vp))
         cats = [
-            aggregate_categories(many, vp, data["codes"], N_CATS, mask=data["mask"], path=p)
+            _kernel_categories(many, vp, data["codes"], mask=data["mask"], path=p)[0]
             for p in ("auto", "index", "scan")
         ]
         np.testing.assert_array_equal(cats[0], cats[1])
@@ -168,6 +193,7 @@ def test_zoomed_index_render_equals_full_scan(data, index, vp) -> None:
         categorical_color(data["codes"], [f"c{i}" for i in range(N_CATS)], top=4),
         NumericColor(data["values"]),
         NumericColor(data["values"], reduction="max", span=(-1.0, 2.0)),
+        NumericColor(data["values"], reduction="min"),
     ]
     hl = np.arange(0, data["xy"].shape[0], 5)
     for color in colors:
@@ -223,7 +249,8 @@ def test_legend_counts_in_view(data, index) -> None:
     frame = render(index, vp, color=color)
     assert [e.label for e in frame.legend][-1] == "other"
     assert len(frame.legend) == 4
-    per_code = aggregate_categories(index, vp, data["codes"], N_CATS).sum(axis=(0, 1))
+    by = _canvas(vp).points(_frame(data), "x", "y", ds.by("cat", ds.count())).values
+    per_code = by.sum(axis=(0, 1))
     top = np.argsort(-np.bincount(data["codes"], minlength=N_CATS), kind="stable")[:3]
     for entry, code in zip(frame.legend[:3], top, strict=True):
         assert entry.label == labels[code]

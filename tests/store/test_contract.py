@@ -26,11 +26,14 @@ DOC = ROOT / "docs" / "store-format.md"
 
 def test_every_declared_file_is_documented() -> None:
     text = DOC.read_text()
-    documented = set(re.findall(r"`([a-z_]+/[A-Za-z0-9_*<>.\-]+)`", text))
+    documented = set(re.findall(r"`([a-z_]+/[A-Za-z0-9_*<>.\-/]+)`", text))
     missing = []
+    placeholder = {"trust": "<layout>", "partitions": "<layout>", "imported": "<name>"}
     for stage, specs in STAGE_FILES.items():
         for spec in specs:
-            name = spec.name.replace("*", "<layout>" if stage == "trust" else "NNNN")
+            name = spec.name.replace("*", placeholder.get(stage, "NNNN"))
+            if spec.kind == "parts":
+                name += "part-NNNNN.parquet"
             if f"{stage}/{name}" not in documented:
                 missing.append(f"{stage}/{spec.name}")
     assert missing == [], f"declared in format.py but not in {DOC.name}: {missing}"

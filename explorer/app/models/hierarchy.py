@@ -96,8 +96,20 @@ class HierarchyModel:
         """A node's display name (untrusted text: escape it where it becomes HTML)."""
         if node == 0:
             return "all points"
+        return self._stored_name(node) or f"mixed · #{node}"
+
+    @functools.cached_property
+    def _named(self) -> NDArray[np.bool_]:
+        """(n_nodes,) whether the build gave each node a name of its own."""
+        return np.array([bool(self._stored_name(v)) for v in range(len(self.nodes))], bool)
+
+    def _stored_name(self, node: int) -> str:
+        """The build's name for ``node``; "" when nothing sets it apart from its siblings
+        (the build writes "node <id>" then: an id, not a name)."""
         value = self.nodes["name"].iloc[node] if "name" in self.nodes else ""
-        return str(value) if isinstance(value, str) and value else f"node {node}"
+        if not isinstance(value, str) or value == f"node {node}":
+            return ""
+        return value
 
     def members(self, node: int) -> NDArray[np.int64]:
         """Sorted int64 rows of a node's points."""
@@ -198,6 +210,9 @@ class HierarchyModel:
         )  # fmt: skip
         if shown is not None:
             inside &= self._shown_counts(shown) > 0
+        # A cluster nothing names gets no name on the map; a level of only such clusters
+        # leaves the coarser names in place.
+        inside &= self._named
         depth = self.depth
         chosen: NDArray[np.int64] = np.zeros(0, np.int64)
         for level in range(1, int(depth.max(initial=0)) + 1):

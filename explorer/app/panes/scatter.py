@@ -19,11 +19,10 @@ import numpy as np
 import panel as pn
 import param
 from bokeh import events
-from bokeh.document import without_document_lock
 from numpy.typing import NDArray
 
 from explorer.app import markup
-from explorer.app.background import on_loop, run_then
+from explorer.app.background import on_loop, run_then, without_document_lock
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
@@ -68,6 +67,8 @@ class MapPane(PaneBase):
         self._busy = False
         self._dirty = False
         self._timer: Any = None
+        # The view of the frame drawn last or being drawn: a report of it draws nothing.
+        self._drawn_view: tuple[float, float, float, float] | None = None
         self.last_result: FrameResult | None = None
         self._hover_at: tuple[float | None, float | None] | None = None
         self._hover_busy = False
@@ -77,6 +78,7 @@ class MapPane(PaneBase):
         fig.on_event(events.MouseMove, self._on_mouse_move)
         fig.on_event(events.MouseLeave, self._on_mouse_leave)
         fig.on_event(events.Tap, self._on_tap)
+        self._map.seen.on_change("data", self._on_seen)
         for rng in (self._map.x_range, self._map.y_range):
             rng.on_change("start", self._on_range_change)
             rng.on_change("end", self._on_range_change)
@@ -185,7 +187,9 @@ class MapPane(PaneBase):
 
     def _draw_now(self) -> None:
         self._dirty = False
-        self._show(draw_frame(self._res, self.request()))
+        req = self.request()
+        self._drawn_view = (req.x0, req.x1, req.y0, req.y1)
+        self._show(draw_frame(self._res, req))
 
     def _start(self) -> None:
         self._timer = None
@@ -194,6 +198,7 @@ class MapPane(PaneBase):
             return
         self._busy, self._dirty = True, False
         req = self.request()
+        self._drawn_view = (req.x0, req.x1, req.y0, req.y1)
 
         @without_document_lock
         async def compute() -> None:
@@ -254,7 +259,19 @@ class MapPane(PaneBase):
         if event.x0 is None or event.x1 is None or event.y0 is None or event.y1 is None:
             return
         x0, x1, y0, y1 = float(event.x0), float(event.x1), float(event.y0), float(event.y1)
-        if x1 > x0 and y1 > y0:
+        # Usually reported already (``_on_seen``): drawn or being drawn, nothing to do.
+        if x1 > x0 and y1 > y0 and (x0, x1, y0, y1) != self._drawn_view:
+            self._view = (x0, x1, y0, y1)
+            self._update_labels()
+            self.redraw()
+
+    def _on_seen(self, attr: str, old: Any, new: Any) -> None:
+        """The browser's view, reported the moment a zoom or pan moved it: draw it now."""
+        try:
+            x0, x1, y0, y1 = (float(new[k][0]) for k in ("x0", "x1", "y0", "y1"))
+        except (KeyError, IndexError, TypeError, ValueError):
+            return
+        if x1 > x0 and y1 > y0 and (x0, x1, y0, y1) != self._drawn_view:
             self._view = (x0, x1, y0, y1)
             self._update_labels()
             self.redraw()
