@@ -34,11 +34,11 @@ from explorer.app.coloring import TOP_CATEGORIES
 from explorer.app.columns import MISSING_LABEL, ColumnInfo, display_value
 from explorer.app.masks import WHERE_FILTER, canonical_filters
 from explorer.errors import ConfigError, ExplorerError
-from explorer.render import _shade
 from explorer.render.colors import DEFAULT_PALETTE, OTHER_COLOR, CategoricalColor
+from explorer.render.frame import Frame, assemble
 from explorer.render.hittest import points_in_polygon
 from explorer.render.index import PointIndex, Viewport
-from explorer.render.raster import Frame, LegendEntry, NumericColor
+from explorer.render.raster import NumericColor
 from explorer.store.reader import Store
 
 LOCAL_PREFIX = "local:"
@@ -424,7 +424,9 @@ class ClusterPoints:
             return None
         if summary.kind == "numeric":
             lo, hi = self.percentiles(name, (1.0, 99.0))
-            reduction: Literal["mean", "max"] = "max" if name.startswith("outlier") else "mean"
+            reduction: Literal["mean", "max", "min"] = (
+                "max" if name.startswith("outlier") else "mean"
+            )
             empty = np.zeros(0, np.float32)
             return NumericColor(empty, span=(lo, max(hi, lo)), reduction=reduction)
         counts = self.category_counts(name)
@@ -523,32 +525,20 @@ class ClusterPoints:
         try:
             ddf, kind = self.view_partitions(layout, viewport, color_by, mask=mask)
             base = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
-                                   client=self.client, engine=self.engine)  # fmt: skip
-            radius = _shade.spread_radius(base.nonzero)
-            rgba = _shade.spread(base.rgba, radius)
-            n_highlight = 0
+                                          client=self.client, engine=self.engine)  # fmt: skip
+            top = None
             if highlight is not None:
                 ddf, kind = self.view_partitions(
                     layout, viewport, color_by, mask=mask, highlight=highlight
                 )
                 top = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
-                                      client=self.client, engine=self.engine)  # fmt: skip
-                rgba = _shade.composite(rgba, _shade.spread(top.rgba, radius), dim)
-                n_highlight = top.n_in
+                                             client=self.client, engine=self.engine)  # fmt: skip
         except ExplorerError:
             raise
         except Exception as exc:  # a killed worker, a lost connection: one line for the map
             self._forget()
             raise ClusterError(_cluster_message(exc)) from exc
-        legend: tuple[LegendEntry, ...] = ()
-        if isinstance(color, CategoricalColor):
-            legend = tuple(
-                LegendEntry(label, hex_, int(count))
-                for label, hex_, count in zip(
-                    color.labels, color.colors, base.slot_counts, strict=True
-                )
-            )
-        return Frame(rgba, viewport, base.n_in, n_highlight, legend, base.span, radius)
+        return assemble(viewport, base, top, color, spread="auto", dim=dim)
 
     # -- hit-tests -----------------------------------------------------------------------------
     def box(

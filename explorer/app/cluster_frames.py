@@ -6,7 +6,6 @@ once it lands; ``explorer.app.cluster`` calls only it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -16,20 +15,12 @@ from numpy.typing import NDArray
 from explorer.app.cluster_tasks import RETRIES
 from explorer.render import _shade
 from explorer.render.colors import CategoricalColor
+from explorer.render.frame import Layer, category_layer, count_layer, numeric_layer
 from explorer.render.index import Viewport
 from explorer.render.raster import NumericColor
 
 # How a frame is aggregated: Datashader per partition in tasks, or its dask backend.
 AggregateEngine = Literal["partitions", "dask"]
-
-
-@dataclass(frozen=True, eq=False)
-class Layer:
-    rgba: NDArray[np.uint32]
-    nonzero: NDArray[np.bool_]
-    n_in: int
-    span: tuple[float, float] | None
-    slot_counts: NDArray[np.int64]
 
 
 def _canvas(vp: tuple[float, float, float, float, int, int]) -> Any:
@@ -41,12 +32,12 @@ def _canvas(vp: tuple[float, float, float, float, int, int]) -> Any:
 
 def _aggregate(
     df: pd.DataFrame | Any, vp: tuple[float, float, float, float, int, int], kind: str,
-    rgb: NDArray[np.uint32] | None, use_max: bool,
+    rgb: NDArray[np.uint32] | None, reduction: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Datashader's aggregate of ``df`` (x, y, ``a``) for one viewport, kept sparse (the
     drawn pixels ``idx`` only) in fields that add up over partitions: ``count``;
     ``acc`` ``[count, R, G, B]`` sums and ``slots`` (categories); ``c`` valid values and
-    ``v`` their sum or maximum, ``n`` points drawn (numbers)."""
+    ``v`` their sum, maximum or minimum (``reduction``), ``n`` points drawn (numbers)."""
     import datashader as ds
 
     canvas = _canvas(vp)
@@ -63,13 +54,13 @@ def _aggregate(
         slots = drawn.sum(axis=0).astype(np.int64)
         return {"n_pixels": n_pixels, "idx": idx, "acc": acc, "slots": slots}
     if kind == "numeric":
-        value = ds.max("a") if use_max else ds.sum("a")
+        value = {"max": ds.max, "min": ds.min}.get(reduction, ds.sum)("a")
         agg = canvas.points(df, "x", "y", ds.summary(n=ds.count(), c=ds.count("a"), v=value))
         c = np.asarray(agg["c"].data, np.float64).reshape(-1)
         idx = np.flatnonzero(c)
         v = np.asarray(agg["v"].data, np.float64).reshape(-1)[idx]
         return {"n_pixels": n_pixels, "idx": idx, "c": c[idx], "v": v,
-                "n": int(np.asarray(agg["n"].data).sum()), "max": use_max}  # fmt: skip
+                "n": int(np.asarray(agg["n"].data).sum()), "reduction": reduction}  # fmt: skip
     counts = np.asarray(canvas.points(df, "x", "y", ds.count()).data, np.uint32).reshape(-1)
     idx = np.flatnonzero(counts)
     return {"n_pixels": n_pixels, "idx": idx, "count": counts[idx]}
@@ -79,14 +70,14 @@ _PIXEL_FIELDS = ("count", "acc", "c", "v")
 
 
 def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up sparse partition aggregates pixel by pixel (a maximum for ``v`` with ``max``).
+    """Add up sparse partition aggregates pixel by pixel (``v``: its max or min for those).
 
     Through a dense buffer: a partition's pixels are unique, so ``buf[idx] += values``
     is exact, and it costs one pass over the frame instead of a sort of every pixel.
     """
     out = dict(parts[0])
     n_pixels = int(out["n_pixels"])
-    use_max = bool(out.get("max"))
+    reduction = out.get("reduction", "mean")
     seen = np.zeros(n_pixels, bool)
     for part in parts:
         seen[part["idx"]] = True
@@ -96,11 +87,13 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         first = parts[0][key]
         buf = np.zeros((n_pixels, *first.shape[1:]), first.dtype)
-        if key == "v" and use_max:
-            buf[:] = -np.inf
+        extreme = key == "v" and reduction in ("max", "min")
+        if extreme:
+            buf[:] = -np.inf if reduction == "max" else np.inf
         for part in parts:
-            if key == "v" and use_max:
-                buf[part["idx"]] = np.maximum(buf[part["idx"]], part[key])
+            if extreme:
+                pick = np.maximum if reduction == "max" else np.minimum
+                buf[part["idx"]] = pick(buf[part["idx"]], part[key])
             else:
                 buf[part["idx"]] += part[key]
         out[key] = buf[out["idx"]]
@@ -154,35 +147,29 @@ def aggregate_frame(
         if kind == "categorical" and isinstance(color, CategoricalColor)
         else None
     )
-    use_max = isinstance(color, NumericColor) and color.reduction == "max"
+    reduction = color.reduction if isinstance(color, NumericColor) else "mean"
     if kind == "numeric" and not isinstance(color, NumericColor):
         kind = ""
     if engine == "dask":
-        agg = _aggregate(ddf, vp, kind, rgb, use_max)
+        agg = _aggregate(ddf, vp, kind, rgb, reduction)
     else:
-        jobs = [delayed(_aggregate)(p, vp, kind, rgb, use_max) for p in ddf.to_delayed()]
+        jobs = [delayed(_aggregate)(p, vp, kind, rgb, reduction) for p in ddf.to_delayed()]
         agg = client.compute(_tree(jobs), sync=True, retries=RETRIES)
-    none = np.zeros(0, np.int64)
     h, w = viewport.height, viewport.width
-    if "acc" in agg:
+    if "acc" in agg and isinstance(color, CategoricalColor):
         acc = _dense(agg, "acc", h * w, np.uint64).reshape(h, w, 4)
         if int(acc[..., 0].max(initial=0)) <= (2**32 - 1) // 255:
             acc = acc.astype(np.uint32)  # as the in-process sums, so one kernel serves both
+        # The colouring's codes are its legend slots here (``ClusterPoints.coloring``).
         slot_counts = np.asarray(agg["slots"], np.int64).reshape(-1)
-        if slot_counts.size == 0 and isinstance(color, CategoricalColor):
-            slot_counts = np.zeros(len(color.labels), np.int64)
-        rgba = _shade.shade_rgb(acc, how, min_alpha)
-        return Layer(rgba, acc[..., 0] > 0, int(slot_counts.sum()), None, slot_counts)
+        if slot_counts.size == 0:
+            slot_counts = np.zeros(len(color.slot_of_code), np.int64)
+        return category_layer(acc, slot_counts, color, how, min_alpha)
     if "c" in agg and isinstance(color, NumericColor):
-        acc_v = np.stack(
-            [_dense(agg, "c", h * w, np.float64), _dense(agg, "v", h * w, np.float64)], axis=-1
-        ).reshape(h, w, 2)
-        lut = _shade.cmap_lut(color.cmap)
-        rgba, span = _shade.shade_values(acc_v, lut, mean=not use_max, span=color.span)
-        return Layer(rgba, acc_v[..., 0] > 0, int(agg["n"]), span, none)
+        c = _dense(agg, "c", h * w, np.float64)
+        v = _dense(agg, "v", h * w, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(c > 0, v / c if reduction == "mean" else v, np.nan)
+        return numeric_layer(values.reshape(h, w), int(agg["n"]), color, None)
     counts = _dense(agg, "count", h * w, np.uint32).reshape(h, w)
-    rgba = _shade.shade_counts(counts, _shade.cmap_lut(_shade.DEFAULT_COUNT_CMAP), how)
-    nonzero = counts > 0
-    n_in = int(counts.sum())
-    span = (float(counts[nonzero].min()), float(counts.max())) if n_in else None
-    return Layer(rgba, nonzero, n_in, span, none)
+    return count_layer(counts, how, None)

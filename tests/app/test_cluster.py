@@ -216,6 +216,19 @@ def test_bad_address_is_one_line() -> None:
         connect("tcp://127.0.0.1:9", timeout=1)
 
 
+def test_deep_zoom_pictures_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
+    """A view of a few points shows their thumbnails, framed in their category's colour."""
+    x0, x1, y0, y1 = _views(plain)[1]
+    sel = np.arange(0, plain.n_points, 2, dtype=np.int64)
+    req = FrameRequest("umap", x0, x1, y0, y1, 300, 200, color_by="label", highlight=sel)
+    a, b = (draw_frame(res, req).pictures for res in (plain, on_cluster))
+    assert a is not None
+    assert b is not None
+    assert a.rows.size > 0
+    np.testing.assert_array_equal(a.rows, b.rows)
+    assert (a.x, a.y, a.uris, a.colors, a.alphas) == (b.x, b.y, b.uris, b.colors, b.alphas)
+
+
 def test_killed_worker_between_frames(
     plain: StoreResources, on_cluster: StoreResources, dask_client: Any
 ) -> None:
