@@ -8,9 +8,9 @@ and exports are tasks per partition (``cluster_tasks``) that send back row ids, 
 small tables. The web process holds images, selections (row ids), masks and per-column
 summaries: no coordinates and no column values.
 
-Two seams are meant to be swapped when the partitioned store and the DataFrame render
-entry point land: ``ClusterPoints.load_layout`` (how a layout's partitions are made and
-bounded) and ``cluster_frames.aggregate_frame`` (the Datashader call and the shading).
+``ClusterPoints.load_layout`` is the one place that makes a layout's partitions: row ranges
+of the memory-mapped layout and point table today; a partitioned store's parts
+(``Store.partition_ddf``) can take its place.
 """
 
 from __future__ import annotations

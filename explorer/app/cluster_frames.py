@@ -1,9 +1,12 @@
 """A frame's aggregation on the cluster: Datashader per partition, added up on the workers.
 
-``aggregate_frame`` is the seam where ``explorer.render``'s DataFrame entry point goes
-once it lands; ``explorer.app.cluster`` calls only it.
+Each partition's rows (already filtered and highlighted on its worker) go through
+Datashader's pandas backend in a task; the partial aggregates are added in a tree on the
+workers, kept sparse; the one that comes back is shaded by ``explorer.render.frame`` (the
+functions ``render`` and ``render_frame_dataframe`` end in), so the pixels are the same.
+``engine="dask"`` hands the whole ``dask.dataframe`` to Datashader's dask backend instead
+(as ``render_frame_dataframe`` does): same pixels, slower per frame (docs/benchmarks.md).
 """
-
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -131,13 +134,12 @@ def aggregate_frame(
     client: Any = None,
     engine: AggregateEngine = "partitions",
 ) -> Layer:
-    """Datashader over ``ddf`` (x, y, ``a``), shaded as the in-process path shades.
+    """Datashader over ``ddf`` (x, y, ``a``: legend slot or float64 value) as one layer.
 
     ``engine="partitions"`` runs Datashader's pandas backend on each partition in a task
     and adds the aggregates up in a tree on the workers; ``"dask"`` hands ``ddf`` to
     Datashader's dask backend, which pickles and recompiles its numba closures for every
-    call (about a second a frame here, see docs/benchmarks.md). The seam for
-    ``explorer.render``'s DataFrame entry point: swap this body for that call.
+    call (3-6x slower per frame here, docs/benchmarks.md).
     """
     from dask.delayed import delayed
 
