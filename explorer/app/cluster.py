@@ -63,6 +63,18 @@ def _dask_dataframe() -> Any:
     return importlib.import_module("dask.dataframe")
 
 
+def check_address(address: str) -> None:
+    """A one-line ConfigError unless ``address`` is ``local:N`` or a scheduler address."""
+    if address.startswith(LOCAL_PREFIX):
+        count = address[len(LOCAL_PREFIX) :]
+        if not count.isdigit() or not 1 <= int(count) <= 256:
+            msg = f"--dask {address}: write local:N with N workers, 1 to 256 (e.g. local:2)"
+            raise ConfigError(msg)
+    elif not address.strip():
+        msg = "--dask needs an address: local:N, or a scheduler's tcp://host:port"
+        raise ConfigError(msg)
+
+
 # -- connecting ------------------------------------------------------------------------------
 def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     """A ``distributed.Client`` for ``address`` and the ``LocalCluster`` started for it.
@@ -73,11 +85,9 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
     distributed: Any = importlib.import_module("distributed")
     Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
+    check_address(address)
     if address.startswith(LOCAL_PREFIX):
         count = address[len(LOCAL_PREFIX) :]
-        if not count.isdigit() or not 1 <= int(count) <= 256:
-            msg = f"--dask {address}: write local:N with N workers, 1 to 256 (e.g. local:2)"
-            raise ConfigError(msg)
         cluster = LocalCluster(
             n_workers=int(count), threads_per_worker=1, processes=True,
             dashboard_address=":0", silence_logs=40,

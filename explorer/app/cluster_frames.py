@@ -7,6 +7,7 @@ functions ``render`` and ``render_frame_dataframe`` end in), so the pixels are t
 ``engine="dask"`` hands the whole ``dask.dataframe`` to Datashader's dask backend instead
 (as ``render_frame_dataframe`` does): same pixels, slower per frame (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -61,6 +61,10 @@ def close_all_clusters() -> None:
 
 def check_dask_options(dask: str | None, num_procs: int) -> None:
     """``--dask`` serves from one process: the cluster does the work of several."""
+    if dask is not None:
+        from explorer.app.cluster import check_address
+
+        check_address(dask)
     if dask is not None and num_procs > 1:
         msg = f"--dask with --num-procs {num_procs}: use one server process with a cluster"
         raise ConfigError(msg)

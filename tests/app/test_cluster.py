@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,27 @@ def test_deep_zoom_pictures_equal(plain: StoreResources, on_cluster: StoreResour
     assert a.rows.size > 0
     np.testing.assert_array_equal(a.rows, b.rows)
     assert (a.x, a.y, a.uris, a.colors, a.alphas) == (b.x, b.y, b.uris, b.colors, b.alphas)
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--dask", "local:x"], "write local:N"),
+        (["--dask", "local:2", "--num-procs", "2"], "one server process"),
+    ],
+)
+def test_cli_refuses_bad_dask_options(extra: list[str], says: str) -> None:
+    """Before serving anything: exit 2 with one line, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "serve", str(DIGITS), "--no-show", *extra],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert says in lines[0]
+    assert "Serving" not in proc.stdout
 
 
 def test_killed_worker_between_frames(
