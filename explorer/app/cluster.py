@@ -113,7 +113,6 @@ class LayoutParts:
 
     parts: list[Any]
     bounds: NDArray[np.float64]
-    ranges: NDArray[np.int64]
     cells: PointIndex
     ddf: Any
 
@@ -237,7 +236,7 @@ class ClusterPoints:
             np.float64,
         ).reshape(-1, 4)
         cells = self._cells(parts, bounds)
-        return LayoutParts(parts, bounds, self._ranges, cells, ddf)
+        return LayoutParts(parts, bounds, cells, ddf)
 
     def _cells(self, parts: list[Any], bounds: NDArray[np.float64]) -> PointIndex:
         """Cell counts on the grid ``PointIndex.build`` would use (same side, same extent)."""
@@ -356,18 +355,16 @@ class ClusterPoints:
         return mask
 
     def _mask_ddfs(self, mask: NDArray[np.bool_]) -> dict[str, Any]:
-        """A mask made in the web process, sent to the workers once, split as each layout's
-        partitions are (one ``keep`` Series per partition)."""
-        dd = _dask_dataframe()
-
-        out: dict[str, Any] = {}
-        for name, lp in self.layouts.items():
-            starts = [int(a) for a, _ in lp.ranges]
-            pieces = [mask[a:b] for a, b in lp.ranges]
-            keep = dd.from_map(tasks.keep_piece, pieces, starts, meta=tasks.KEEP_META,
-                               divisions=lp.ddf.divisions, enforce_metadata=False)  # fmt: skip
-            out[name] = self.client.persist(keep, retries=RETRIES)
-        return out
+        """A mask made in the web process, sent to the workers once as one bit a point,
+        each layout's partitions taking their rows' bits (one ``keep`` Series each)."""
+        bits = self.client.scatter(np.packbits(mask), broadcast=True)
+        return {
+            name: self.client.persist(
+                lp.ddf.map_partitions(tasks.keep_from_bits, bits, meta=tasks.KEEP_META),
+                retries=RETRIES,
+            )
+            for name, lp in self.layouts.items()
+        }
 
     def _mask_ddf(self, layout: str, mask: NDArray[np.bool_] | None) -> Any:
         """``mask`` on the workers, partitioned as ``layout`` is (None for no mask)."""
@@ -726,16 +723,22 @@ class ClusterPoints:
         from dask.delayed import delayed
 
         rows = np.unique(np.asarray(rows, np.int64))
-        jobs = []
-        for a, b in self._ranges:
-            inside = rows[(rows >= a) & (rows < b)]
-            if inside.size:
-                jobs.append(
-                    delayed(tasks.export_part)(self._path, int(a), inside, layouts, vectors)
-                )
-        if not jobs:
-            jobs = [delayed(tasks.export_part)(self._path, 0, rows, layouts, vectors)]
-        table: pd.DataFrame = pd.concat(self._run(jobs), ignore_index=True)
+        if rows.size == 0:
+            empty: pd.DataFrame = self._run(
+                [delayed(tasks.export_part)(self._path, 0, rows, layouts, vectors)]
+            )[0]
+            return empty
+        sel = self._rows_future(rows)
+        found = self._run([
+            delayed(tasks.export_in_part)(p, sel, self._path, layouts, vectors)
+            for p in self._stat_parts()
+        ])  # fmt: skip
+        found = [(r, t) for r, t in found if t is not None]
+        got = np.concatenate([r for r, _ in found])
+        table: pd.DataFrame = pd.concat([t for _, t in found], ignore_index=True)
+        order = np.argsort(got, kind="stable")  # row order, whatever the partitioning
+        if not np.array_equal(order, np.arange(order.size)):
+            table = table.iloc[order].reset_index(drop=True)
         return table
 
 

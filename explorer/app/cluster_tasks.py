@@ -222,9 +222,24 @@ def keep_of(part: pd.DataFrame, tests: tuple[tuple[str, str, Any], ...]) -> pd.S
     return pd.Series(keep, index=part.index, name="keep")
 
 
-def keep_piece(flags: NDArray[np.bool_], start: int) -> pd.Series:
-    """A mask made in the web process, one partition of it (rows ``start:``)."""
-    return pd.Series(flags, index=pd.RangeIndex(start, start + flags.size, name="row"), name="keep")
+def keep_from_bits(part: pd.DataFrame, bits: NDArray[np.uint8]) -> pd.Series:
+    """A partition's slice of a mask made in the web process and sent as one bit a row
+    (``np.packbits`` of the whole mask): whatever rows the partition holds."""
+    rows = part.index.to_numpy(np.int64)
+    flags = ((bits[rows >> 3] >> (7 - (rows & 7)).astype(np.uint8)) & 1).astype(bool)
+    return pd.Series(flags, index=part.index, name="keep")
+
+
+def export_in_part(
+    part: pd.DataFrame, rows: NDArray[np.int64], path: str, layouts: tuple[str, ...],
+    vectors: bool,
+) -> tuple[NDArray[np.int64], pd.DataFrame | None]:  # fmt: skip
+    """The partition's rows among ``rows`` (sorted) and their exported table (None: none)."""
+    inside = part.index.to_numpy(np.int64)[selected(part, rows)]
+    if inside.size == 0:
+        return inside, None
+    inside = np.sort(inside)
+    return inside, export_part(path, int(inside[0]), inside, layouts, vectors)
 
 
 def packed(keep: pd.Series) -> tuple[str, NDArray[np.int64], NDArray[np.uint8]]:
@@ -297,7 +312,8 @@ def digit_hist(
 def export_part(
     path: str, start: int, rows: NDArray[np.int64], layouts: tuple[str, ...], vectors: bool
 ) -> pd.DataFrame:
-    """The exported table of ``rows`` (sorted, inside one partition that starts at ``start``)."""
+    """The exported table of ``rows`` (sorted, none before ``start``): the point table's rows
+    ``start`` to the last are read (only the row groups that hold them)."""
     store = opened_store(path)
     if rows.size == 0:
         return subset_table(store, rows, points=pq.read_schema(

@@ -123,6 +123,26 @@ def test_masks_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
         on_cluster.mask({"nope": ["x"]})
 
 
+def test_masks_made_in_the_server_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
+    """A SQL filter (DuckDB, in the server) and any other (n,) bool mask reach the workers
+    as one bit a point: frames and selections with them equal the in-process ones."""
+    sql = {"sql:where": ["label = '3' OR confidence < 0.6"]}
+    np.testing.assert_array_equal(on_cluster.mask(sql), plain.mask(sql))
+    other = np.asarray(plain.values("ink") > plain.median("ink"))
+    x0, x1, y0, y1 = _views(plain)[0]
+    for mask_a, mask_b in ((plain.mask(sql), on_cluster.mask(sql)), (other, other.copy())):
+        req_a = FrameRequest("umap", x0, x1, y0, y1, 200, 150, color_by="label", mask=mask_a)
+        req_b = FrameRequest("umap", x0, x1, y0, y1, 200, 150, color_by="label", mask=mask_b)
+        np.testing.assert_array_equal(
+            draw_frame(on_cluster, req_b).frame.rgba, draw_frame(plain, req_a).frame.rgba
+        )
+        box = (x0, x1, y0, (y0 + y1) / 2)
+        np.testing.assert_array_equal(
+            on_cluster.points_in_box("umap", box, mask=mask_b)[0],
+            plain.points_in_box("umap", box, mask=mask_a)[0],
+        )
+
+
 def test_selections_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
     for x0, x1, y0, y1 in _views(plain):
         box = (x0, (x0 + x1) / 2, y1, y0)  # edges in either order, as dragged
