@@ -209,22 +209,28 @@ class ClusterPoints:
     def load_layout(self, layout: str) -> LayoutParts:
         """Persist ``layout``'s partitions on the workers and measure their bounds.
 
-        The seam for partitioned stores: here the partitions are row ranges of the
-        memory-mapped layout and the point table; with a partitioned store they are its
-        Parquet partitions (``Store.partition_ddf``), bounds read from the store.
+        A partitioned layout (``explorer build --partition``) is read from its Parquet
+        parts, tiled by position, so a view skips the parts it does not meet; any other is
+        cut into row ranges of the memory-mapped layout and point table.
         """
         dd = _dask_dataframe()
         from dask.delayed import delayed
 
-        ranges = [(int(a), int(b)) for a, b in self._ranges]
         meta = tasks.empty_partition(self._columns)
-        ddf = dd.from_map(
-            tasks.load_partition,
-            [self._path] * len(ranges), [layout] * len(ranges), [a for a, _ in ranges],
-            [b for _, b in ranges], [self._columns] * len(ranges),
-            meta=meta, divisions=[*(a for a, _ in ranges), ranges[-1][1] - 1] if ranges else None,
-            enforce_metadata=False,
-        )  # fmt: skip
+        if self.store.is_partitioned(layout):
+            sources = self._part_sources(layout)
+            parts_ddf: Any = self.store.partition_ddf(layout)  # dask's methods are untyped
+            ddf = parts_ddf.map_partitions(tasks.from_part, self._columns, sources, meta=meta)
+        else:
+            ranges = [(int(a), int(b)) for a, b in self._ranges]
+            ddf = dd.from_map(
+                tasks.load_partition,
+                [self._path] * len(ranges), [layout] * len(ranges), [a for a, _ in ranges],
+                [b for _, b in ranges], [self._columns] * len(ranges),
+                meta=meta,
+                divisions=[*(a for a, _ in ranges), ranges[-1][1] - 1] if ranges else None,
+                enforce_metadata=False,
+            )  # fmt: skip
         # Persisted once: frames and tasks read the workers' memory, and the scheduler
         # recomputes a partition whose worker died from this graph (the store on disk).
         ddf = self.client.persist(ddf, retries=RETRIES)
@@ -237,6 +243,31 @@ class ClusterPoints:
         ).reshape(-1, 4)
         cells = self._cells(parts, bounds)
         return LayoutParts(parts, bounds, cells, ddf)
+
+    def _part_sources(self, layout: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """For each column key: the part column holding it and, for a categorical one
+        stored dictionary-encoded, each part category's code in our labels (-1: missing).
+        A key with no part column is left out (read from the point table by row)."""
+        described = self.store.partition_columns(layout)
+        out: dict[str, tuple[str, tuple[int, ...]]] = {}
+        for key, name, kind, raw in self._columns.items:
+            if kind == "error":
+                continue
+            want = "score" if kind == "score" else "point"
+            found = [
+                c for c, info in described.items()
+                if info.get("kind") == want and (info.get("source") or c) == name
+            ]  # fmt: skip
+            if not found:
+                continue
+            cats = described[found[0]].get("categories")
+            lookup: tuple[int, ...] = ()
+            if kind == "categorical" and cats is not None:
+                by_value = {v: i for i, v in enumerate(raw)}
+                by_text = {str(v): i for i, v in enumerate(raw)}
+                lookup = tuple(by_value.get(c, by_text.get(str(c), -1)) for c in cats)
+            out[key] = (found[0], lookup)
+        return out
 
     def _cells(self, parts: list[Any], bounds: NDArray[np.float64]) -> PointIndex:
         """Cell counts on the grid ``PointIndex.build`` would use (same side, same extent)."""

@@ -101,6 +101,53 @@ def load_partition(
     return pd.DataFrame(data, index=pd.RangeIndex(start, stop, name="row"))
 
 
+def from_part(
+    part: pd.DataFrame, spec: PartitionColumns, sources: dict[str, tuple[str, tuple[int, ...]]]
+) -> pd.DataFrame:
+    """A partitioned store's part (``row``, ``x``, ``y``, point columns, scores) as this
+    module's partitions: indexed by row, our keys, categorical codes into our labels. A
+    column the parts lack is read from the point table at the part's rows."""
+    rows = part["row"].to_numpy(np.int64)
+    data: dict[str, Any] = {
+        "x": part["x"].to_numpy(np.float32), "y": part["y"].to_numpy(np.float32),
+    }  # fmt: skip
+    store = opened_store(spec.path)
+    for key, name, kind, raw in spec.items:
+        if kind == "error":
+            data[key] = np.asarray(store.error_values()[rows], np.float64)
+            continue
+        source = sources.get(key)
+        if source is None:  # not in the parts: the store's own column, at these rows
+            col = whole_column(spec.path, name).take(pa.array(rows))
+            if kind == "categorical":
+                data[key] = global_codes(col, raw)
+            else:
+                data[key] = numeric_values(col)
+            continue
+        values = part[source[0]]
+        if kind == "categorical" and isinstance(values.dtype, pd.CategoricalDtype):
+            lookup = np.append(np.asarray(source[1], np.int64), -1)
+            codes = lookup[values.cat.codes.to_numpy(np.int64)]  # -1 (missing) -> last
+            data[key] = np.where(codes < 0, len(raw), codes).astype(np.int32)
+        elif kind == "categorical":
+            data[key] = global_codes(pa.chunked_array([pa.array(values)]), raw)
+        else:
+            data[key] = values.to_numpy(np.float32, na_value=np.nan)
+    return pd.DataFrame(data, index=pd.Index(rows, name="row"))
+
+
+_columns: dict[tuple[str, str], pa.ChunkedArray] = {}
+
+
+def whole_column(path: str, name: str) -> pa.ChunkedArray:
+    """A point-table column, read once per worker process."""
+    with _opened_lock:
+        if (path, name) not in _columns:
+            table_path = opened_store(path).table_path("validate", "points")
+            _columns[path, name] = pq.read_table(table_path, columns=[name]).column(name)
+        return _columns[path, name]
+
+
 def global_codes(col: pa.ChunkedArray, raw: tuple[Any, ...]) -> NDArray[np.int32]:
     """Codes of ``col`` into the whole column's values ``raw``; missing -> ``len(raw)``."""
     if pa.types.is_dictionary(col.type):

@@ -272,6 +272,72 @@ def test_cli_refuses_bad_dask_options(extra: list[str], says: str) -> None:
     assert "Serving" not in proc.stdout
 
 
+@pytest.fixture(scope="module")
+def partitioned(
+    tiny_store: Path, tiny_input: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny store rebuilt with partitions (parts of 70 rows tiled by position)."""
+    import shutil
+
+    from explorer.config import BuildConfig, PartitionConfig
+    from explorer.pipeline.runner import build_store
+    from tests.helpers import TINY_CONFIG
+
+    out = tmp_path_factory.mktemp("cluster-parts") / "p.store"
+    shutil.copytree(tiny_store, out)
+    config = BuildConfig(seed=TINY_CONFIG.seed, umap=TINY_CONFIG.umap,
+                         partitions=PartitionConfig(enabled=True, rows_per_part=70))  # fmt: skip
+    build_store(tiny_input, out, config, show_progress=False)
+    return out
+
+
+def test_partitioned_store_on_cluster(partitioned: Path, dask_client: Any) -> None:
+    """A partitioned store's parts are the cluster's partitions; answers stay equal."""
+    plain = StoreResources(Store(partitioned))
+    res = StoreResources(Store(partitioned))
+    assert res.store.is_partitioned("umap")
+    res.attach_cluster(ClusterPoints(res.store, dask_client, res.columns))
+    points = res.cluster
+    assert points is not None
+    assert len(points.layouts["umap"].parts) == len(res.store.partitions("umap")) > 1
+    x0, x1, y0, y1 = plain.extent("umap")
+    w = x1 - x0
+    views = [(x0, x1, y0, y1), (x0 + 0.2 * w, x0 + 0.5 * w, y0, y1)]
+    sel = np.arange(0, plain.n_points, 3, dtype=np.int64)
+    assert len(points.layouts["umap"].touching(*views[1])) < len(points.layouts["umap"].parts)
+    for view in views:
+        for color_by in ("", "label", *plain.store.scores[:1]):
+            for filters in (None, {"label": [plain.labels("label")[0]]}):
+                req = [
+                    FrameRequest(
+                        "umap",
+                        *view,
+                        200,
+                        150,
+                        color_by=color_by,
+                        highlight=sel,
+                        mask=None if filters is None else r.mask(filters),
+                    )
+                    for r in (plain, res)
+                ]
+                a, b = draw_frame(plain, req[0]).frame, draw_frame(res, req[1]).frame
+                np.testing.assert_array_equal(a.rgba, b.rgba)
+                assert (a.n_in_view, a.legend) == (b.n_in_view, b.legend)
+        box = (view[0], view[1], view[2], (view[2] + view[3]) / 2)
+        np.testing.assert_array_equal(
+            res.points_in_box("umap", box)[0], plain.points_in_box("umap", box)[0]
+        )
+    other = np.asarray(plain.values(plain.store.scores[0]) > 0.5)
+    np.testing.assert_array_equal(
+        res.points_in_box("umap", (x0, x1, y0, y1), mask=other)[0],
+        plain.points_in_box("umap", (x0, x1, y0, y1), mask=other)[0],
+    )
+    assert res.subset(sel).equals(plain.subset(sel))
+    np.testing.assert_array_equal(
+        res.selected_counts("label", sel), plain.selected_counts("label", sel)
+    )
+
+
 def test_killed_worker_between_frames(
     plain: StoreResources, on_cluster: StoreResources, dask_client: Any
 ) -> None:
