@@ -1,6 +1,7 @@
 """App benchmark: the app's own render path beside bare Datashader, and what a server costs.
 
     .venv/bin/python benchmarks/app.py --sizes 1e6,1e7 [--store-size 1e7] [--repeats 20]
+    .venv/bin/python benchmarks/app.py --only find [--find-size 1e7] [--image-store PATH]
 
 Part 1, for each size, on the same arrays in the same run (synthetic 2-D blobs, 10
 categories, ``benchmarks/render.py``'s data): the app's frame path ``draw_frame`` (render +
@@ -14,6 +15,15 @@ Part 2, on a synthetic store of ``--store-size`` points written to a temporary f
 opening the store to the first image (the default categorical frame, kernels cold and
 warm), a second session's first image, the lasso hit-test through the map pane, exporting
 1M selected rows to Parquet, and the process's memory (peak RSS) with two sessions open.
+
+Part 3 (``find``, issue 12), on a synthetic store of ``--find-size`` points with a text
+column (four words of ``benchmarks/query.py``'s 25-word vocabulary a row, ~20 bytes), in
+this process: a search through the app's path (``refs.rows_of``, the text buffer cached in
+``StoreResources``: the first search builds it), p50 of plain searches and of a regex, a
+SQL clause (``where_rows``, the first one opens DuckDB), each after one warm-up; then the
+deep-zoom frame of an image store (``--image-store``, default the digits sample):
+``draw_frame`` with thumbnails for viewports holding 100-400 points, thumbnails not yet
+cut (a fresh process's first visit) and cut (a revisit).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from query import synthetic_table
 from render import N_CATS, fmt, lasso, make_points, timed, viewports
 
 from explorer.app.frames import FrameRequest, draw_frame
@@ -128,7 +140,9 @@ def write_store(path: Path, n: int, seed: int) -> None:
         _write_stages_and_manifest(writer, n, xy, points)
 
 
-def _write_stages_and_manifest(writer: Any, n: int, xy: np.ndarray, points: pd.DataFrame) -> None:
+def _write_stages_and_manifest(
+    writer: Any, n: int, xy: np.ndarray, points: pd.DataFrame, text: str | None = None
+) -> None:
     from explorer import __version__
     from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, LAYOUT_FILE
 
@@ -150,7 +164,7 @@ def _write_stages_and_manifest(writer: Any, n: int, xy: np.ndarray, points: pd.D
             "n_points": n,
             "dim": 2,
             "source": {"path": "benchmarks/app.py (synthetic)"},
-            "roles": {**roles, "image": None, "text": None},
+            "roles": {**roles, "image": None, "text": text},
             "config": {},
             "stages": records,
             "layouts": {"umap": {"stage": "umap", "file": LAYOUT_FILE}},
@@ -254,6 +268,144 @@ def store_rows(n: int, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     ]  # fmt: skip
 
 
+def write_text_store(path: Path, n: int, seed: int) -> None:
+    """A store of ``n`` points with a text column: id, text, label (10 values), score."""
+    from explorer.store.writer import StoreWriter
+
+    xy, _ = make_points(n, seed)
+    table = synthetic_table(n, seed)
+    points = pd.DataFrame(
+        {
+            "id": pd.array([f"pt{i:09d}" for i in range(n)], dtype="str"),
+            "text": table.column("text").to_pandas(),
+            "label": pd.Categorical(table.column("label").to_pandas()),
+            "score": table.column("outlier").to_numpy(),
+        }
+    )
+    with StoreWriter(path, {"n": n, "d": 2}) as writer:
+        _write_stages_and_manifest(writer, n, xy, points, text="text")
+
+
+def _p50(fn: Any, repeats: int) -> tuple[Any, float, str]:
+    """(result, first call ms, "p50 ms (p50 CPU ms)" of ``repeats`` calls after it).
+
+    CPU is the process's, all threads: on a shared machine the wall time is this work
+    plus the waits for a core."""
+    t = time.perf_counter()
+    result = fn()
+    first = (time.perf_counter() - t) * 1e3
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
+    return result, first, f"{np.median(wall):.0f} ms ({np.median(cpu):.0f} ms CPU)"
+
+
+def find_rows(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
+    """Part 3: search and SQL over a text store, deep-zoom frames of an image store."""
+    from explorer.app.refs import Ref, rows_of, where_rows
+    from explorer.app.resources import StoreResources
+    from explorer.store.reader import Store
+
+    n = int(args.find_size)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        path = Path(tmp) / "text.store"
+        t = time.perf_counter()
+        write_text_store(path, n, args.seed)
+        print(f"(wrote a {n:,}-point text store in {time.perf_counter() - t:.1f} s)",
+              file=sys.stderr)  # fmt: skip
+        res = StoreResources(Store(path))
+        t = time.perf_counter()
+        _ = res.table, res.columns
+        yield (f"(load the point table, {n:,} rows)", f"{time.perf_counter() - t:.2f} s", "—")
+
+        def search(kind: str, query: str) -> Any:
+            return lambda: rows_of(res, Ref(kind, query))
+
+        t = time.perf_counter()
+        res.search_buffer("text")
+        first_buffer = time.perf_counter() - t
+        res._cache.pop(("search", "text"))  # the first search below builds it again
+        hits, first, p50 = _p50(search("search", "zebra"), args.repeats)
+        size = res.search_buffer("text").nbytes / 1e6
+        yield (f"first search (builds the text buffer, {size:.0f} MB; alone: "
+               f"{first_buffer:.2f} s)", f"{first:.0f} ms", "—")  # fmt: skip
+        for query in ["zebra", "omega zeta", "Zeta Alpha", "pt000123456"]:
+            hits, _, p50 = _p50(search("search", query), args.repeats)
+            yield (f"search {query!r} over {n:,} rows ({hits.size:,} hits), p50",
+                   p50, "≤ 300 ms")  # fmt: skip
+        hits, _, p50 = _p50(search("regex", "^alpha.*z"), max(3, args.repeats // 4))
+        yield (f"regex '^alpha.*z' (Arrow, RE2; {hits.size:,} hits), p50", p50, "—")
+        for query, how in [
+            ("zébra", "Arrow checks the rows holding 'bra'"),
+            ("zéta", "'ta' is in most rows: Arrow over the column"),
+        ]:
+            hits, _, p50 = _p50(search("search", query), max(3, args.repeats // 4))
+            yield (f"search {query!r} (not ASCII: {how}; {hits.size:,} hits), p50",
+                   p50, "—")  # fmt: skip
+        clause = "label = '7' AND score > 0.9"
+        hits, first, p50 = _p50(lambda: where_rows(res, clause), args.repeats)
+        yield (f"SQL {clause!r} over {n:,} rows ({hits.size:,} hits), p50 "
+               f"(first, opening DuckDB: {first:.0f} ms)", p50, "≤ 500 ms")  # fmt: skip
+        clause = "text ILIKE '%zebra%' AND score > 0.5"
+        hits, first, p50 = _p50(lambda: where_rows(res, clause), args.repeats)
+        yield (f"SQL {clause!r} ({hits.size:,} hits), p50", p50, "≤ 500 ms")
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        yield (f"(load average after the searches: {load} on {os.cpu_count()} cores)", "", "")
+    if not Path(args.image_store, "manifest.json").is_file():
+        yield (f"(deep-zoom frames: no image store at {args.image_store}; give --image-store)",
+               "—", "≤ 150 ms")  # fmt: skip
+        return
+    yield from deep_zoom_rows(args)
+
+
+def deep_zoom_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Frames of an image store at zooms with 100-400 points in view, thumbnails drawn."""
+    from explorer.app.frames import PICTURE_LIMIT
+    from explorer.app.resources import StoreResources
+    from explorer.render.hittest import points_in_box
+    from explorer.store.reader import Store
+
+    res = StoreResources(Store(args.image_store))
+    layout = next(iter(res.store.layouts))
+    index = res.index(layout)
+    xy = np.asarray(index.coords, np.float64)
+    x0, x1, _, _ = res.extent(layout)
+    rng = np.random.default_rng(args.seed)
+    requests: list[FrameRequest] = []
+    while len(requests) < args.repeats:
+        cx, cy = xy[rng.integers(0, len(xy))]
+        half = 0.5 * (x1 - x0) * rng.uniform(0.05, 0.4)
+        box = (cx - half, cx + half, cy - half, cy + half)
+        n_in = points_in_box(index, *box).size
+        if 100 <= n_in <= PICTURE_LIMIT:
+            requests.append(FrameRequest(layout, *box, args.size, args.size, res.default_color()))
+    draw_frame(res, FrameRequest(layout, *res.extent(layout), args.size, args.size,
+                                 res.default_color()))  # fmt: skip
+    cold, warm, counts = [], [], []
+    for req in requests:
+        t = time.perf_counter()
+        frame = draw_frame(res, req)
+        cold.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()
+        draw_frame(res, req)
+        warm.append((time.perf_counter() - t) * 1e3)
+        assert frame.pictures is not None, "no thumbnails drawn"
+        assert frame.pictures.uris, "no thumbnails drawn"
+        counts.append(len(frame.pictures.uris))
+    name = Path(args.image_store).name
+    what = f"{args.size}×{args.size}, {min(counts)}-{max(counts)} thumbnails"
+    return [
+        (f"deep-zoom image frame ({name}, {res.n_points:,} points; {what}), thumbnails "
+         "not cut yet, p50 / p95", f"{np.median(cold):.0f} / {np.percentile(cold, 95):.0f} ms",
+         "≤ 150 ms"),
+        ("deep-zoom image frame, thumbnails cut (a revisit), p50 / p95",
+         f"{np.median(warm):.0f} / {np.percentile(warm, 95):.0f} ms", "≤ 150 ms"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1e6,1e7", help="comma-separated point counts")
@@ -264,6 +416,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=800, help="frame width and height")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="where the temporary store goes")
+    parser.add_argument("--only", choices=["frames", "store", "find"], help="one part only")
+    parser.add_argument("--find-size", type=float, default=1e7, help="rows searched (part 3)")
+    parser.add_argument(
+        "--image-store", default=str(ROOT / "sample_data" / "digits.store"),
+        help="an image store for the deep-zoom frames (part 3)",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,6 +433,21 @@ def main() -> None:
     print(f"datashader {ds.__version__}, {args.repeats} viewports of {args.size}×{args.size}; "
           f"load average {load}\n")  # fmt: skip
     warm_up()
+    if args.only in (None, "frames"):
+        frames_table(args)
+    if args.store_size and args.only in (None, "store"):
+        n = int(args.store_size)
+        print(f"\n| {n:,}-point store | measured | target |\n|---|---|---|")
+        for name, value, target in store_rows(n, args):
+            print(f"| {name} | {value} | {target} |", flush=True)
+    if args.only in (None, "find"):
+        print("\n| find: search, SQL, deep zoom | measured | target |\n|---|---|---|")
+        for name, value, target in find_rows(args):
+            print(f"| {name} | {value} | {target} |", flush=True)
+
+
+def frames_table(args: argparse.Namespace) -> None:
+    """Part 1's table."""
     print("| points | frame | app p50 ms | app p95 ms | Datashader p50 ms | Datashader p95 ms "
           "| app speed-up |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -287,11 +460,6 @@ def main() -> None:
             t50, t95 = fmt(theirs)
             gain = "—" if theirs is None else f"{np.median(theirs) / np.median(ours):.1f}×"
             print(f"| {n:,} | {name} | {o50} | {o95} | {t50} | {t95} | {gain} |", flush=True)
-    if args.store_size:
-        n = int(args.store_size)
-        print(f"\n| {n:,}-point store | measured | target |\n|---|---|---|")
-        for name, value, target in store_rows(n, args):
-            print(f"| {name} | {value} | {target} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ of the server it stalled every other session's lasso (7× slower beside a 1M-row
 measured by ``benchmarks/panes.py``). A single worker process, started on first use with
 "spawn" (forking a threaded server is unsafe), opens the store itself (memory-mapped) and
 sends back the file's bytes. Small selections stay in a thread: a process hop costs more
-than they do.
+than they do. ``h5ad`` (stores built from an .h5ad file) goes the same way: AnnData and
+h5py are imported by whichever process writes the file, on the first .h5ad export.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from explorer.store.export import subset_table, table_bytes
+from explorer.store.export import h5ad_bytes, subset_table, table_bytes
 from explorer.store.reader import Store
 
 PROCESS_MIN_ROWS = 50_000  # smaller exports are built in the calling thread
 
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
-# In the worker: the stores it has opened, and their point tables (read once).
-_opened: dict[str, tuple[Store, pa.Table]] = {}
+# In the worker: the stores it has opened, and their point tables (read once, when needed).
+_opened: dict[str, tuple[Store, pa.Table | None]] = {}
 
 
 def _pool_executor() -> ProcessPoolExecutor:
@@ -46,9 +47,13 @@ def _export_job(
 ) -> bytes:
     """In the worker process: the export file's bytes."""
     if path not in _opened:
-        store = Store(path)
-        _opened[path] = (store, pq.read_table(store.table_path("validate", "points")))
+        _opened[path] = (Store(path), None)
     store, points = _opened[path]
+    if fmt == "h5ad":  # every layout and the vectors, whatever the options say
+        return h5ad_bytes(store, rows)
+    if points is None:  # read once, on the first export that needs the table
+        points = pq.read_table(store.table_path("validate", "points"))
+        _opened[path] = (store, points)
     table = subset_table(store, rows, layouts=layouts, vectors=vectors, points=points)
     return table_bytes(table, fmt)
 
@@ -63,8 +68,14 @@ def export_bytes(
     points: pa.Table | None = None,
     min_rows: int = PROCESS_MIN_ROWS,
 ) -> bytes:
-    """The rows as a file in ``fmt``: in the worker process from ``min_rows`` rows up."""
+    """The rows as a file in ``fmt``: in the worker process from ``min_rows`` rows up.
+
+    ``h5ad`` (``formats_for(store)``) holds every layout and the vectors, whatever
+    ``layouts`` and ``vectors`` say; other stores refuse it with an InputError.
+    """
     if rows.size < min_rows:
+        if fmt == "h5ad":
+            return h5ad_bytes(store, rows)
         table = subset_table(store, rows, layouts=layouts, vectors=vectors, points=points)
         return table_bytes(table, fmt)
     job = _pool_executor().submit(

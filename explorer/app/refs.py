@@ -96,7 +96,7 @@ def rows_of(res: StoreResources, ref: Ref) -> NDArray[np.int64]:
     if ref.kind in ("search", "regex"):
         columns = [c.name for c in res.columns.values() if c.kind in ("text", "categorical")]
         found = search_rows(res.table, ref.value, columns=columns, regex=ref.kind == "regex",
-                            id_column=res.id_column)  # fmt: skip
+                            id_column=res.id_column, buffers=res.search_buffer)  # fmt: skip
         return found.rows
     if ref.kind == "where":
         return where_rows(res, ref.value)

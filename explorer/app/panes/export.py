@@ -2,7 +2,10 @@
 
 The download is built when the button is clicked (``FileDownload`` with a callback): the
 rows come from the shared Arrow table (``StoreResources.subset``, the same columns as
-``explorer export``) and are written by ``explorer.store.export.table_bytes``. Saving goes through
+``explorer export``) and are written by ``explorer.store.export.table_bytes``. A store built
+from an AnnData ``.h5ad`` file also offers ``.h5ad`` (``formats_for``): obs = the point
+table, X = the vectors, obsm = every layout, written by ``explorer.store.export.h5ad_bytes``,
+for scanpy. Saving goes through
 ``explorer.store.selections.save_selection`` (validated name, atomic write); problems are
 shown as notifications, never as tracebacks.
 """
@@ -23,13 +26,15 @@ from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.errors import ExplorerError, SelectionExistsError
-from explorer.store.export import FORMATS, table_bytes
+from explorer.store.export import FORMATS, formats_for, table_bytes
 from explorer.store.format import check_selection_name
 from explorer.store.selections import save_selection
 
 log = logging.getLogger(__name__)
 
-FORMAT_LABELS = {"Parquet": "parquet", "CSV": "csv", "JSON lines": "jsonl"}
+FORMAT_LABELS = {"Parquet": "parquet", "CSV": "csv", "JSON lines": "jsonl", ".h5ad": "h5ad"}
+WHOLE_FORMATS = ("h5ad",)
+"""Formats that always hold every layout and the vectors (the two options do not apply)."""
 NO_SAVED = "(no saved selections)"
 
 
@@ -41,15 +46,17 @@ def _notify(kind: str, message: str) -> None:
 
 
 class ExportPane(PaneBase):
-    """Download the selection (Parquet/CSV/JSONL), save it by name, load a saved one."""
+    """Download the selection (Parquet/CSV/JSONL, or .h5ad), save it by name, load one."""
 
     last_message = param.String(default="", doc="the last success or error shown (for tests)")
 
     def __init__(self, resources: StoreResources, **params: Any) -> None:
         super().__init__(resources, **params)
+        offered = formats_for(resources.store)
         self.format = pn.widgets.RadioButtonGroup(  # type: ignore[no-untyped-call]
-            options=FORMAT_LABELS, value="parquet", sizing_mode="stretch_width"
-        )
+            options={k: v for k, v in FORMAT_LABELS.items() if v in offered},
+            value="parquet", sizing_mode="stretch_width",
+        )  # fmt: skip
         self.with_coords = pn.widgets.Checkbox(label="include 2-D coordinates (every layout)")
         self.with_vectors = pn.widgets.Checkbox(label="include the vectors")
         self.download = pn.widgets.FileDownload(  # type: ignore[no-untyped-call]
@@ -84,14 +91,17 @@ class ExportPane(PaneBase):
     def export_bytes(self) -> bytes:
         """The selection as a file in the chosen format."""
         layouts = tuple(self._res.store.layouts) if self.with_coords.value else ()
-        if self._res.cluster is not None:  # rows gathered from the Dask workers
+        # On a cluster the rows are gathered from the workers (an .h5ad, which holds every
+        # layout and the vectors, is still written from the store here).
+        if self._res.cluster is not None and self.format.value != "h5ad":
             table = self._res.subset(
                 self.state.selection, layouts=layouts, vectors=self.with_vectors.value
             )
             return table_bytes(table, self.format.value)
         return export_bytes(
             self._res.store, self.state.selection, self.format.value, layouts=layouts,
-            vectors=self.with_vectors.value, points=self._res.table,
+            vectors=self.with_vectors.value,
+            points=self._res.table if self._res.cluster is None else None,
         )  # fmt: skip
 
     def export_file(self) -> io.BytesIO | None:
@@ -112,6 +122,8 @@ class ExportPane(PaneBase):
     def _on_format(self, event: param.parameterized.Event) -> None:
         if event.new in FORMATS:
             self.download.filename = f"selection.{event.new}"
+        whole = event.new in WHOLE_FORMATS  # .h5ad holds every layout and the vectors
+        self.with_coords.disabled = self.with_vectors.disabled = whole
 
     @param.depends("state.selection", watch=True)
     def _on_selection(self) -> None:
