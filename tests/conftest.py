@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -54,3 +56,19 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = folder / "hostile.store"
     build_store(spec, out, TINY_CONFIG, show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """One 2-worker ``distributed.LocalCluster`` (single-threaded worker processes) and its
+    client, for every test that serves from a cluster."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=40,
+    )  # fmt: skip
+    client = Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

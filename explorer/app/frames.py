@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 
 from explorer.app.markup import one_line
 from explorer.app.resources import StoreResources
-from explorer.render.hittest import points_in_box
 from explorer.render.raster import (
     CategoricalColor,
     Frame,
@@ -98,6 +97,9 @@ def _picture_colors(resources: StoreResources, color_by: str, rows: NDArray[np.i
     color = resources.color(color_by)
     if not isinstance(color, CategoricalColor):
         return [PICTURE_FRAME_COLOR] * rows.size
+    if resources.cluster is not None:  # the codes live on the workers
+        slots = resources.cluster.slots_of(color_by, rows)
+        return [color.colors[int(s)] for s in slots]
     slots = np.asarray(color.slot_of_code)[np.asarray(color.codes)[rows]]
     return [color.colors[int(s)] for s in slots]
 
@@ -119,9 +121,9 @@ def pictures_in_view(
     has_text = resources.title_column is not None or resources.text_column is not None
     if resources.thumbnails is None and not has_text:
         return None
-    index = resources.index(request.layout)
-    rows = points_in_box(index, request.x0, request.x1, request.y0, request.y1, mask=request.mask)
-    xy = np.asarray(index.coords[rows], np.float64).reshape(-1, 2)
+    box = (request.x0, request.x1, request.y0, request.y1)
+    rows, xy32 = resources.points_in_box(request.layout, box, mask=request.mask)
+    xy = np.asarray(xy32, np.float64).reshape(-1, 2)
     colors = _picture_colors(resources, request.color_by, rows)
     alphas = _picture_alphas(request.highlight, rows)
     x, y = xy[:, 0].tolist(), xy[:, 1].tolist()
@@ -151,16 +153,24 @@ def draw_frame(resources: StoreResources, request: FrameRequest) -> FrameResult:
     """Render ``request`` with the shared index and colouring, encode it as a PNG."""
     t0 = time.perf_counter()
     color: CategoricalColor | NumericColor | None = resources.color(request.color_by)
-    index = resources.index(request.layout)
     viewport = request.viewport()
-    frame = render(
-        index,
-        viewport,
-        color=color,
-        mask=request.mask,
-        highlight=request.highlight,
-        min_alpha=min_alpha(index.candidates(viewport), viewport),
-    )
+    if resources.cluster is not None:  # the points live on a Dask cluster
+        cluster = resources.cluster
+        frame = cluster.render(
+            request.layout, viewport, request.color_by, color=color, mask=request.mask,
+            highlight=request.highlight,
+            min_alpha=min_alpha(cluster.candidates(request.layout, viewport), viewport),
+        )  # fmt: skip
+    else:
+        index = resources.index(request.layout)
+        frame = render(
+            index,
+            viewport,
+            color=color,
+            mask=request.mask,
+            highlight=request.highlight,
+            min_alpha=min_alpha(index.candidates(viewport), viewport),
+        )
     t1 = time.perf_counter()
     png = encode_png(frame.rgba)
     uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")

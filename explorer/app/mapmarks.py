@@ -47,7 +47,7 @@ class MapMarks:
 
     def xy(self, layout: str, rows: list[int] | NDArray[np.int64]) -> dict[str, Any]:
         """``{"x": [...], "y": [...]}`` of ``rows`` in ``layout``."""
-        coords = self._res.index(layout).coords
+        coords = self._res.coords(layout)
         pts = np.asarray(coords[np.asarray(rows, np.int64)], np.float64).reshape(-1, 2)
         return {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist()}
 
@@ -61,7 +61,7 @@ class MapMarks:
         true = np.zeros(0, np.int64) if row is None else self._res.neighbors(row)[0]
         false = (
             np.zeros(0, np.int64) if row is None
-            else false_neighbours(self._res.index(layout).coords, row, true)
+            else false_neighbours(self._res.coords(layout), row, true)
         )  # fmt: skip
         m.pinned.data = self.xy(layout, [] if row is None else [row])
         ends = self.xy(layout, true)
@@ -114,7 +114,7 @@ class MapMarks:
     ) -> tuple[float, float, float, float] | None:
         """Move the browser's view to centre ``row`` (zooming in from a view of nearly
         everything); return the new view, or None when the point has no position."""
-        x, y = (float(v) for v in self._res.index(layout).coords[row])
+        x, y = (float(v) for v in self._res.coords(layout)[row])
         if not (np.isfinite(x) and np.isfinite(y)):
             return None
         fx0, fx1, _, _ = self._res.extent(layout)
@@ -132,7 +132,7 @@ class MapMarks:
         if not visible or not tree.available or layout is None:
             self._map.labels.data = {"x": [], "y": [], "text": []}
             return
-        found = tree.labels_in_view(self._res.index(layout).coords, layout, view, shown=mask)
+        found = tree.labels_in_view(self._res.coords(layout), layout, view, shown=mask)
         self._map.labels.data = {
             "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
             "text": [one_line(name, LABEL_CHARS) for _, _, name in found],

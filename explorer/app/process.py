@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from explorer.app.resources import StoreResources
+from explorer.errors import ConfigError
 from explorer.render.raster import warm_up
 from explorer.store.reader import Store
 from explorer.store.search import search_rows, text_buffer
@@ -26,6 +27,50 @@ def open_resources(path: str | Path) -> StoreResources:
         if res is None:
             res = _registry[key] = StoreResources(Store(key))
     return res
+
+
+def attach_cluster(resources: StoreResources, address: str) -> None:
+    """Move ``resources``' points onto the Dask cluster at ``address`` (``local:N`` starts
+    one): frames, hit-tests, filters, statistics and exports run there from now on."""
+    from explorer.app.cluster import ClusterPoints, connect
+
+    if resources.cluster is not None:
+        return
+    client, cluster = connect(address)
+    try:
+        points = ClusterPoints(resources.store, client, resources.columns, cluster=cluster)
+    except BaseException:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    resources.attach_cluster(points)
+
+
+def detach_cluster(resources: StoreResources) -> None:
+    """Close ``resources``' cluster client (and the local cluster it started), if any."""
+    cluster, resources.cluster = resources.cluster, None
+    if cluster is not None:
+        cluster.close()
+
+
+def close_all_clusters() -> None:
+    """Close every cluster this process attached (at server exit)."""
+    with _registry_lock:
+        opened = list(_registry.values())
+    for resources in opened:
+        detach_cluster(resources)
+
+
+def check_dask_options(dask: str | None, num_procs: int) -> None:
+    """``--dask`` serves from one process: the cluster does the work of several."""
+    if dask is not None:
+        from explorer.app.cluster import check_address
+
+        check_address(dask)
+    if dask is not None and num_procs > 1:
+        msg = f"--dask with --num-procs {num_procs}: use one server process with a cluster"
+        raise ConfigError(msg)
 
 
 def start_warm_up(resources: StoreResources | None = None) -> None:

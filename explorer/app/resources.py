@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,10 +40,14 @@ from explorer.app.refs import where_rows
 from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError
 from explorer.render.colors import CategoricalColor
-from explorer.render.raster import NumericColor, PointIndex
+from explorer.render.hittest import points_in_box, points_in_polygon
+from explorer.render.raster import NumericColor, PointIndex, nearest_point
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
 from explorer.store.search import TextBuffer, text_buffer
+
+if TYPE_CHECKING:
+    from explorer.app.cluster import ClusterPoints
 
 T = TypeVar("T")
 TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
@@ -72,6 +76,13 @@ class StoreResources:
         self.hierarchy = HierarchyModel(store)
         self.slices = SliceModel(store)
         self.scores = ScoreModel(store)
+        # With ``explorer serve --dask``: the points live on the cluster (explorer.app.cluster)
+        # and frames, hit-tests, filters, selection statistics and exports run there.
+        self.cluster: ClusterPoints | None = None
+
+    def attach_cluster(self, cluster: ClusterPoints) -> None:
+        """Answer from ``cluster`` from now on (``explorer serve --dask``)."""
+        self.cluster = cluster
 
     def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
         # One lock per item: two sessions never build the same thing twice, and building
@@ -169,10 +180,62 @@ class StoreResources:
 
     def category_counts(self, column: str) -> NDArray[np.int64]:
         """Points per code of a categorical column (its labels' order), over all points."""
+        if self.cluster is not None:
+            self._check_kind(column, "categorical")
+            return self.cluster.category_counts(column)
         codes, labels = self.codes(column)
         return self._cached(
             "counts", column, lambda: _frozen(np.bincount(codes, minlength=len(labels)))
         )
+
+    def labels(self, column: str) -> list[str]:
+        """A categorical column's labels, in code order."""
+        if self.cluster is not None:
+            self._check_kind(column, "categorical")
+            return list(self.cluster.summaries[column].labels)
+        return self.codes(column)[1]
+
+    def selected_counts(self, column: str, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Points per label of a categorical column among ``rows`` (sorted int64)."""
+        if self.cluster is not None:
+            self._check_kind(column, "categorical")
+            return self.cluster.selected_counts([column], rows)[0]
+        codes, labels = self.codes(column)
+        return np.bincount(codes[rows], minlength=len(labels)).astype(np.int64)
+
+    def selected_median(self, name: str, rows: NDArray[np.int64]) -> float:
+        """Median of a numeric column or score over ``rows`` (finite values only)."""
+        return self.selected_medians([name], rows)[0]
+
+    def selected_medians(self, names: list[str], rows: NDArray[np.int64]) -> list[float]:
+        """Medians of numeric columns or scores over ``rows`` (on a cluster: in one pass)."""
+        if self.cluster is not None:
+            return self.cluster.medians(names, rows)
+        return [finite_median(self.values(name)[rows]) for name in names]
+
+    def medians(self, names: list[str]) -> list[float]:
+        """``median`` of each of ``names`` (on a cluster: the missing ones in one pass)."""
+        if self.cluster is not None:
+            missing = [n for n in names if ("median", n) not in self._cache]
+            if missing:
+                found = self.cluster.medians(missing, None)
+                with self._lock:
+                    for name, value in zip(missing, found, strict=True):
+                        self._cache.setdefault(("median", name), value)
+        return [self.median(name) for name in names]
+
+    def error_rate(self, rows: NDArray[np.int64] | None) -> float | None:
+        """Mean error over the known points among ``rows`` (all for None); None without
+        errors in the store, NaN when none is known."""
+        if not self.store.has_errors:
+            return None
+        if self.cluster is not None:
+            return self.cluster.error_rate(rows)
+        wrong = self.wrong_predictions()
+        assert wrong is not None
+        errors = wrong if rows is None else wrong[rows]
+        known = errors[~np.isnan(errors)]
+        return float(known.mean()) if known.size else float("nan")
 
     def values(self, name: str) -> NDArray[np.float32]:
         """A numeric column or a score as (n,) float32 (NaN = missing)."""
@@ -183,12 +246,17 @@ class StoreResources:
 
     def median(self, name: str) -> float:
         """Median of a numeric column or score over all points (computed once)."""
+        if self.cluster is not None:
+            cluster = self.cluster
+            return self._cached("median", name, lambda: cluster.median(name, None))
         return self._cached("median", name, lambda: finite_median(self.values(name)))
 
     def value_range(self, name: str) -> tuple[float, float]:
         """(min, max) of a numeric column or score, ignoring NaN; (0, 0) when all missing."""
 
         def make() -> tuple[float, float]:
+            if self.cluster is not None:
+                return self.cluster.value_range(name)
             v = self.values(name)
             finite = v[np.isfinite(v)]
             return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
@@ -214,7 +282,7 @@ class StoreResources:
         needs (column kinds, the colour column); both mostly release the GIL."""
 
         def work() -> None:
-            if layout:
+            if layout and self.cluster is None:
                 self.index(layout)
 
         thread = threading.Thread(target=work, name="explorer-prefetch", daemon=True)
@@ -231,7 +299,7 @@ class StoreResources:
         first image's work made that image slower, not faster (measured).
         """
         with self._lock:
-            if self._table_thread is not None or self.has_table:
+            if self._table_thread is not None or self.has_table or self.cluster is not None:
                 return
             self._table_thread = threading.Thread(
                 target=lambda: self.table, name="explorer-table", daemon=True
@@ -242,8 +310,11 @@ class StoreResources:
         """``(x0, x1, y0, y1)`` around a layout's finite points, padded a little."""
 
         def make() -> tuple[float, float, float, float]:
-            g = self.index(layout).grid  # [xmin, side / width, ymin, side / height]
-            side = self.index(layout).side
+            if self.cluster is not None:
+                g, side = self.cluster.grid(layout)
+            else:
+                g = self.index(layout).grid  # [xmin, side / width, ymin, side / height]
+                side = self.index(layout).side
             x0, y0 = float(g[0]), float(g[2])
             w, h = side / float(g[1]), side / float(g[3])
             if layout == DISK_LAYOUT:  # show the whole Poincaré disk, not just its points
@@ -258,6 +329,11 @@ class StoreResources:
         """The colouring for ``name`` ('' = density), built once and shared."""
         if not name:
             return None
+        if self.cluster is not None:
+            cluster = self.cluster
+            if name not in cluster.summaries:
+                self._check_kind(name, "categorical")
+            return self._cached("color", name, lambda: cluster.coloring(name))
         if name in self.store.scores or (
             self.columns.get(name, None) is not None and (self.columns[name].kind == "numeric")
         ):
@@ -274,7 +350,46 @@ class StoreResources:
         The same filters give the same (read-only) array object, so renders reuse their
         sorted copies of it.
         """
+        if self.cluster is not None:
+            return self.cluster.mask(filters, lambda clause: where_rows(self, clause))
         return self._masks.get(filters)
+
+    # -- positions and hit-tests ------------------------------------------------------------
+    def coords(self, layout: str) -> NDArray[np.float32]:
+        """A layout's (n, 2) positions: the index's copy, or (on a cluster) the store's
+        memory map, of which a lookup reads only the pages it touches."""
+        if self.cluster is not None:
+            return self.store.layout(layout)
+        return self.index(layout).coords
+
+    def points_in_box(
+        self, layout: str, box: tuple[float, float, float, float],
+        mask: NDArray[np.bool_] | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # fmt: skip
+        """Sorted rows inside ``box`` ``(x0, x1, y0, y1)`` and their (k, 2) positions."""
+        if self.cluster is not None:
+            return self.cluster.box(layout, *box, mask=mask)
+        index = self.index(layout)
+        rows = points_in_box(index, *box, mask=mask)
+        return rows, np.asarray(index.coords[rows], np.float32).reshape(-1, 2)
+
+    def points_in_lasso(
+        self, layout: str, px: NDArray[np.float64], py: NDArray[np.float64],
+        mask: NDArray[np.bool_] | None = None,
+    ) -> NDArray[np.int64]:  # fmt: skip
+        """Sorted rows inside the polygon ``(px, py)`` (even-odd rule)."""
+        if self.cluster is not None:
+            return self.cluster.lasso(layout, px, py, mask=mask)
+        return points_in_polygon(self.index(layout), px, py, mask=mask)
+
+    def nearest(
+        self, layout: str, x: float, y: float, radius: float,
+        mask: NDArray[np.bool_] | None = None,
+    ) -> int | None:  # fmt: skip
+        """The row nearest ``(x, y)`` within ``radius`` data units (ties: smallest), or None."""
+        if self.cluster is not None:
+            return self.cluster.nearest(layout, x, y, radius, mask=mask)
+        return nearest_point(self.index(layout), x, y, radius, mask=mask)
 
     def _filter_mask(self, column: str, value: Any) -> NDArray[np.bool_]:
         if column == WHERE_FILTER:
@@ -380,6 +495,8 @@ class StoreResources:
         self, rows: NDArray[np.int64], *, layouts: tuple[str, ...] = (), vectors: bool = False
     ) -> pd.DataFrame:
         """The point table at ``rows``, as ``explorer export`` writes it."""
+        if self.cluster is not None:
+            return self.cluster.subset(rows, layouts=layouts, vectors=vectors)
         return subset_table(self.store, rows, layouts=layouts, vectors=vectors, points=self.table)
 
 

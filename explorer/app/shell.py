@@ -27,7 +27,7 @@ from param.parameters import NoNone
 from explorer.app import markup
 from explorer.app.pane import PaneSpec
 from explorer.app.panes.scatter import MapPane
-from explorer.app.process import open_resources, start_warm_up
+from explorer.app.process import attach_cluster, check_dask_options, open_resources, start_warm_up
 from explorer.app.refs import select_ref
 from explorer.app.registry import available_panes
 from explorer.app.resources import StoreResources
@@ -299,13 +299,18 @@ def build_app(store: str | Path | StoreResources) -> ExplorerApp:
 
 
 def session_factory(
-    store: str | Path, on_app: Callable[[ExplorerApp], None] | None = None
+    store: str | Path,
+    on_app: Callable[[ExplorerApp], None] | None = None,
+    dask: str | None = None,
 ) -> Callable[[], pn.template.BootstrapTemplate]:
     """The function ``pn.serve`` calls once per browser session.
 
     on_app : called with each new app (tests record them to drive the state).
+    dask : a Dask scheduler's address or ``local:N``: the points live on that cluster.
     """
     resources = open_resources(store)
+    if dask is not None:
+        attach_cluster(resources, dask)
     start_warm_up(resources)
 
     def session() -> pn.template.BootstrapTemplate:
@@ -343,11 +348,14 @@ def serve(
     cookie_secret: str | None = None,
     threaded: bool = False,
     on_app: Callable[[ExplorerApp], None] | None = None,
+    dask: str | None = None,
 ) -> Any:
     """Serve the app on ``address:port``; returns Panel's server (or thread if threaded).
 
     The store is opened in each server process, read-only, and shared by its sessions.
+    dask : a Dask scheduler's address or ``local:N`` (see ``explorer.app.cluster``).
     """
+    check_dask_options(dask, num_procs)
     pn.extension(notifications=True)
     pn.config.notifications = True
     # Every script and stylesheet from our own server, never a CDN (even with
@@ -362,7 +370,7 @@ def serve(
             return session_factory(store, on_app)()
 
     else:
-        factory = session_factory(store, on_app)
+        factory = session_factory(store, on_app, dask)
     # Our login (checked credentials, constant-time, throttled) and no /components route.
     kwargs: dict[str, Any] = server_options(basic_auth, cookie_secret)
     if num_procs > 1:

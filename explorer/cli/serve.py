@@ -79,6 +79,12 @@ def add_serve_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "sessions). Binds to 127.0.0.1 unless --address says otherwise.",
     )
     p.add_argument("store", type=Path, help="a store written by explorer build")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="keep the points on a Dask cluster: a scheduler's address (tcp://host:8786, "
+        "every worker sees the store at the same path) or local:N to start N local workers",
+    )
     _add_server_options(p)
     p = sub.add_parser(
         "demo",
@@ -140,6 +146,10 @@ def run_server(store: Path, args: argparse.Namespace) -> int:
     from explorer.store.reader import Store
 
     _check_options(args)
+    dask = getattr(args, "dask", None)
+    from explorer.app.process import check_dask_options
+
+    check_dask_options(dask, args.num_procs)
     auth = _auth(args)
     opened = Store(store)  # a clear error now rather than in the first session
     if args.address not in LOCAL_ADDRESSES and auth is None:
@@ -157,6 +167,8 @@ def run_server(store: Path, args: argparse.Namespace) -> int:
     else:
         host = args.address
     print(f"Serving {store} ({opened.n_points:,} points) at http://{host}:{args.port}/")
+    if dask is not None:
+        print(f"The points live on the Dask cluster {dask} (starting it may take a while).")
     if args.address not in LOCAL_ADDRESSES and not args.allow_websocket_origin:
         print(
             "Browsers must use that host name (or localhost); for another one (a proxy, an "
@@ -174,9 +186,14 @@ def run_server(store: Path, args: argparse.Namespace) -> int:
             num_procs=args.num_procs,
             basic_auth=auth,
             cookie_secret=cookie_secret,
+            dask=getattr(args, "dask", None),
         )
     except KeyboardInterrupt:
         print("\nstopped")
+    finally:
+        from explorer.app.process import close_all_clusters
+
+        close_all_clusters()
     return 0
 
 

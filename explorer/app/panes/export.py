@@ -26,7 +26,7 @@ from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.refs import select_ref
 from explorer.app.resources import StoreResources
 from explorer.errors import ExplorerError, SelectionExistsError
-from explorer.store.export import FORMATS, formats_for
+from explorer.store.export import FORMATS, formats_for, table_bytes
 from explorer.store.format import check_selection_name
 from explorer.store.selections import save_selection
 
@@ -91,9 +91,17 @@ class ExportPane(PaneBase):
     def export_bytes(self) -> bytes:
         """The selection as a file in the chosen format."""
         layouts = tuple(self._res.store.layouts) if self.with_coords.value else ()
+        # On a cluster the rows are gathered from the workers (an .h5ad, which holds every
+        # layout and the vectors, is still written from the store here).
+        if self._res.cluster is not None and self.format.value != "h5ad":
+            table = self._res.subset(
+                self.state.selection, layouts=layouts, vectors=self.with_vectors.value
+            )
+            return table_bytes(table, self.format.value)
         return export_bytes(
             self._res.store, self.state.selection, self.format.value, layouts=layouts,
-            vectors=self.with_vectors.value, points=self._res.table,
+            vectors=self.with_vectors.value,
+            points=self._res.table if self._res.cluster is None else None,
         )  # fmt: skip
 
     def export_file(self) -> io.BytesIO | None:

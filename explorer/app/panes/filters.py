@@ -69,8 +69,8 @@ class FiltersPane(PaneBase):
                 label="SQL condition", value="", disabled=True, width=WIDGET_WIDTH
             )
         elif column in self._res.names_of("categorical"):
-            codes, labels = self._res.codes(column)
-            counts = np.bincount(codes, minlength=len(labels))
+            labels = self._res.labels(column)
+            counts = self._res.category_counts(column)
             top = np.argsort(-counts, kind="stable")[:MAX_OPTIONS]
             widget = pn.widgets.MultiChoice(  # type: ignore[no-untyped-call]
                 label=column, options=shown_as_text([labels[i] for i in top]), value=[],

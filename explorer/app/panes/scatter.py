@@ -28,8 +28,6 @@ from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
 from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import DISK_LAYOUT, StoreResources
-from explorer.render.hittest import points_in_box, points_in_polygon
-from explorer.render.raster import nearest_point
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +70,8 @@ class MapPane(PaneBase):
         # The view of the frame drawn last or being drawn: a report of it draws nothing.
         self._drawn_view: tuple[float, float, float, float] | None = None
         self.last_result: FrameResult | None = None
+        self._hover_at: tuple[float | None, float | None] | None = None
+        self._hover_busy = False
         fig = self.figure
         fig.on_event(events.RangesUpdate, self._on_ranges_update)
         fig.on_event(events.SelectionGeometry, self._on_selection_geometry)
@@ -295,14 +295,39 @@ class MapPane(PaneBase):
             return None
         w, _ = self._pixels()
         radius = PICK_RADIUS_PX * (self._view[1] - self._view[0]) / max(w, 1)
-        index = self._res.index(self.layout)
-        return nearest_point(index, float(x), float(y), radius, mask=self.state.mask)
+        return self._res.nearest(self.layout, float(x), float(y), radius, mask=self.state.mask)
 
     def _on_mouse_move(self, event: events.Event) -> None:
-        if isinstance(event, events.MouseMove):
-            row = self._pick(event.x, event.y)
-            if row != self.state.hovered:
-                self.state.hovered = row
+        if not isinstance(event, events.MouseMove):
+            return
+        if self._res.cluster is None:
+            self._set_hovered(self._pick(event.x, event.y))
+            return
+        # On a cluster a pick is a round trip: off the loop, one at a time, the latest
+        # position asked for next (moves made meanwhile are merged).
+        self._hover_at = (event.x, event.y)
+        if not self._hover_busy:
+            self._hover_next()
+
+    def _hover_next(self) -> None:
+        at, self._hover_at = self._hover_at, None
+        if at is None:
+            self._hover_busy = False
+            return
+        self._hover_busy = True
+
+        def done(row: int | None) -> None:
+            self._set_hovered(row)
+            self._hover_next()
+
+        def failed(_: Exception) -> None:  # a lost worker: no ring this time
+            self._hover_busy = False
+
+        run_then(self._served_doc(), lambda: self._pick(*at), done, failed)
+
+    def _set_hovered(self, row: int | None) -> None:
+        if row != self.state.hovered:
+            self.state.hovered = row
 
     def _on_mouse_leave(self, event: events.Event) -> None:
         self.state.hovered = None
@@ -322,21 +347,21 @@ class MapPane(PaneBase):
         The hit-test runs in a worker thread when served (at 10M points it would stall
         every session's event loop), and the selection is set back on the loop.
         """
-        index = self._res.index(self.layout)
+        res, layout = self._res, self.layout
         mask = self.state.mask
         if geometry.get("type") == "rect":
             g = geometry
             box = (float(g["x0"]), float(g["x1"]), float(g["y0"]), float(g["y1"]))
 
             def work() -> NDArray[np.int64]:
-                return points_in_box(index, *box, mask=mask)
+                return res.points_in_box(layout, box, mask=mask)[0]
 
         elif geometry.get("type") == "poly":
             px = np.asarray(geometry["x"], np.float64)
             py = np.asarray(geometry["y"], np.float64)
 
             def work() -> NDArray[np.int64]:
-                return points_in_polygon(index, px, py, mask=mask)
+                return res.points_in_lasso(layout, px, py, mask=mask)
 
         else:
             return

@@ -19,19 +19,12 @@ from numpy.typing import NDArray
 from explorer.app import markup
 from explorer.app.background import run_then, served_document
 from explorer.app.charts import Gallery
-from explorer.app.models.scores import finite_median
 from explorer.app.pane import PaneBase, PaneSpec
 from explorer.app.resources import StoreResources
 
 GRID_SIZE = 48
 TOP_VALUES = 5
 EMPTY_HINT = "Nothing selected yet: drag a box or a lasso on the map (tools at its right)."
-
-
-def _known_mean(errors: np.ndarray) -> float:
-    """Mean error over the points whose error is known (NaN when none is)."""
-    known = errors[~np.isnan(errors)]
-    return float(known.mean()) if known.size else float("nan")
 
 
 class SelectionPane(PaneBase):
@@ -55,17 +48,18 @@ class SelectionPane(PaneBase):
 
     def error_rates(self) -> tuple[float, float] | None:
         """(in selection, overall) share of points whose prediction differs from the label."""
-        wrong = self._res.wrong_predictions()
-        if wrong is None:
+        inside = self._res.error_rate(self.state.selection)
+        overall = self._res.error_rate(None)
+        if inside is None or overall is None:
             return None
-        return (_known_mean(wrong[self.state.selection]), _known_mean(wrong))
+        return inside, overall
 
     def top_values(self, column: str) -> list[tuple[str, int, float, float]]:
         """(label, count in selection, share in selection, share overall), most common first."""
-        codes, labels = self._res.codes(column)
+        labels = self._res.labels(column)
         sel = self.state.selection
-        overall = self._res.category_counts(column) / max(codes.size, 1)
-        counts = np.bincount(codes[sel], minlength=len(labels))
+        overall = self._res.category_counts(column) / max(self._res.n_points, 1)
+        counts = self._res.selected_counts(column, sel)
         order = np.argsort(-counts, kind="stable")[:TOP_VALUES]
         n = max(sel.size, 1)
         return [
@@ -84,10 +78,9 @@ class SelectionPane(PaneBase):
     def numeric_medians(self) -> list[tuple[str, float, float]]:
         """(column or score, median in the selection, median overall) for every numeric one."""
         sel = self.state.selection
-        return [
-            (name, finite_median(self._res.values(name)[sel]), self._res.median(name))
-            for name in [*self._res.names_of("numeric"), *self._res.store.scores]
-        ]
+        names = [*self._res.names_of("numeric"), *self._res.store.scores]
+        inside = self._res.selected_medians(names, sel)
+        return list(zip(names, inside, self._res.medians(names), strict=True))
 
     def pick(self, row: int) -> None:
         """Pin point ``row`` (a click on its thumbnail) and centre the map on it."""

@@ -1,0 +1,188 @@
+"""Serving on a Dask cluster against in-process: frame times and what the web process holds.
+
+    .venv/bin/python benchmarks/dask_serve.py --size 1e7 --workers 2 [--repeats 10]
+
+On a synthetic store (``benchmarks/app.py``'s: id, a 10-category label, a numeric column,
+one layout of blobs) written to a temporary folder, two fresh processes each open the
+store as ``explorer serve`` does, one in-process and one with ``--dask local:N``
+(``explorer.app.process.attach_cluster``), open one session (``build_app``: the first
+image), then measure over the same ``--repeats`` random 800 × 600 viewports: frames
+(density, categorical, numeric, with a selection highlighted, with a filter), a box
+hit-test, the selection pane's statistics and a 100,000-row export; and the web process's
+memory (VmRSS and peak) at the end, beside the workers' (with ``--dask``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app import write_store
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES = (
+    ("density", "", False, False),
+    ("categorical", "label", False, False),
+    ("numeric", "score", False, False),
+    ("categorical + selection", "label", True, False),
+    ("categorical, filtered", "label", False, True),
+)
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
+    """In a fresh process: one session over the store, then the measurements."""
+    from explorer.app.frames import FrameRequest, draw_frame
+    from explorer.app.process import attach_cluster, open_resources
+    from explorer.app.shell import build_app
+
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    res = open_resources(store)
+    if dask is not None:
+        attach_cluster(res, dask)
+    out["start_s"] = time.perf_counter() - t
+    out["rss_started_mb"] = _rss_mb("VmRSS")
+    out["peak_started_mb"] = _rss_mb("VmHWM")
+    t = time.perf_counter()
+    app = build_app(res)
+    out["first_image_s"] = time.perf_counter() - t
+    out["rss_first_image_mb"] = _rss_mb("VmRSS")
+    out["peak_first_image_mb"] = _rss_mb("VmHWM")
+    rng = np.random.default_rng(0)
+    x0, x1, y0, y1 = res.extent("umap")
+    views = []
+    for _ in range(repeats):
+        w = (x1 - x0) * rng.uniform(0.25, 1.0)
+        h = (y1 - y0) * rng.uniform(0.25, 1.0)
+        a, b = rng.uniform(x0, x1 - w), rng.uniform(y0, y1 - h)
+        views.append((a, a + w, b, b + h))
+    selection = np.sort(rng.choice(res.n_points, res.n_points // 10, replace=False))
+    mask = res.mask({"label": ["class 1", "class 2", "class 3"]})
+    out["rss_views_mb"] = _rss_mb("VmRSS")
+    for name, color, highlighted, filtered in FRAMES:
+        out[f"rss before frames {name}"] = _rss_mb("VmRSS")
+        times = []
+        for k, (a, b, c, d) in enumerate([views[0], *views]):
+            req = FrameRequest(
+                "umap", a, b, c, d, 800, 600, color_by=color,
+                mask=mask if filtered else None, highlight=selection if highlighted else None,
+            )  # fmt: skip
+            t = time.perf_counter()
+            draw_frame(res, req)
+            if k:  # the first, repeated, loads what the colour needs
+                times.append((time.perf_counter() - t) * 1e3)
+        out[f"frame {name}"] = times
+    box_ms = []
+    for a, b, c, d in views:
+        t = time.perf_counter()
+        res.points_in_box("umap", (a, (a + b) / 2, c, (c + d) / 2))
+        box_ms.append((time.perf_counter() - t) * 1e3)
+    out["rss after frames"] = _rss_mb("VmRSS")
+    out["box hit-test"] = box_ms
+    app.state.select(selection)
+    pane = app.pane("selection")
+    t = time.perf_counter()
+    pane.top_values("label")
+    pane.numeric_medians()
+    out["selection statistics"] = [(time.perf_counter() - t) * 1e3]
+    rows = selection[:100_000]
+    t = time.perf_counter()
+    res.subset(rows)
+    out["export 100k rows"] = [(time.perf_counter() - t) * 1e3]
+    out["rss_mb"] = _rss_mb("VmRSS")
+    out["peak_rss_mb"] = _rss_mb("VmHWM")  # ru_maxrss would include the parent's (exec keeps it)
+    if res.cluster is not None:
+        import psutil
+
+        per_worker = res.cluster.client.run(lambda: psutil.Process().memory_info().rss / 2**20)
+        out["workers_rss_mb"] = sorted(per_worker.values())
+        res.cluster.close()
+    return out
+
+
+def run_child(store: Path, dask: str | None, repeats: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", str(store), "--repeats", str(repeats)]
+    if dask is not None:
+        cmd += ["--dask", dask]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _fmt(values: list[float]) -> tuple[str, str]:
+    if len(values) == 1:
+        return f"{values[0]:.0f}", "—"
+    return f"{np.median(values):.0f}", f"{np.percentile(values, 95):.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=float, default=1e7, help="points in the store")
+    parser.add_argument("--workers", type=int, default=2, help="local Dask workers")
+    parser.add_argument("--repeats", type=int, default=10, help="viewports per measurement")
+    parser.add_argument("--store", default=None, help="reuse (or write) the store here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--dask", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.dask, args.repeats)))
+        return
+    print(f"$ .venv/bin/python benchmarks/dask_serve.py {' '.join(sys.argv[1:])}".rstrip())
+    n = int(args.size)
+    with tempfile.TemporaryDirectory(prefix="explorer-dask-bench-") as tmp:
+        store = Path(args.store) if args.store else Path(tmp) / "bench.store"
+        if not (store / "manifest.json").exists():
+            t = time.perf_counter()
+            write_store(store, n, args.seed)
+            print(f"(wrote a {n:,}-point store in {time.perf_counter() - t:.0f} s)")
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        print(f"{n:,} points, {args.repeats} viewports of 800×600; load average {load}\n")
+        plain = run_child(store, None, args.repeats)
+        local = f"local:{args.workers}"
+        dask = run_child(store, local, args.repeats)
+    print(f"| {n:,} points | in-process p50 ms | p95 | --dask {local} p50 ms | p95 |")
+    print("|---|---|---|---|---|")
+    for key, value in plain.items():
+        if isinstance(value, list):
+            a50, a95 = _fmt(value)
+            b50, b95 = _fmt(dask[key])
+            print(f"| {key} | {a50} | {a95} | {b50} | {b95} |")
+    print(f"| start (open; with --dask: cluster up, points persisted), s | "
+          f"{plain['start_s']:.1f} | | {dask['start_s']:.1f} | |")  # fmt: skip
+    print(f"| first image, s | {plain['first_image_s']:.2f} | | {dask['first_image_s']:.2f} | |")
+    for key, label in (
+        ("rss_started_mb", "after opening the store"),
+        ("rss_first_image_mb", "after the first image"),
+        ("rss after frames", "after the frames"),
+        ("rss_mb", "at the end"),
+    ):
+        print(f"| web process RSS {label}, MB | {plain[key]:.0f} | | {dask[key]:.0f} | |")
+    print(f"| web process peak RSS, MB | {plain['peak_rss_mb']:.0f} | | "
+          f"{dask['peak_rss_mb']:.0f} | |")  # fmt: skip
+    workers = " + ".join(f"{v:.0f}" for v in dask["workers_rss_mb"])
+    print(f"| workers' RSS, MB | — | | {workers} | |")
+
+
+if __name__ == "__main__":
+    main()
