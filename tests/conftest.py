@@ -72,3 +72,20 @@ def dask_client() -> Iterator[Any]:
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def digits_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits sample (1,797 images, labels, predictions) built once by the pipeline."""
+    from explorer.datasets.digits import make_digits_sample
+    from explorer.ingest.dataset import InputSpec
+    from explorer.pipeline.runner import build_store
+    from tests.helpers import TINY_CONFIG
+
+    folder = tmp_path_factory.mktemp("digits")
+    path = make_digits_sample(folder)
+    spec = InputSpec(path=path, id="id", label="label", prediction="prediction",
+                     image_col="image", image_root=folder)  # fmt: skip
+    out = folder / "digits.store"
+    build_store(spec, out, TINY_CONFIG, show_progress=False)
+    return out

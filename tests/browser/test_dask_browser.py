@@ -25,17 +25,12 @@ from tests.browser.conftest import artifact, free_port
 
 pytestmark = pytest.mark.browser
 
-DIGITS = Path(__file__).resolve().parents[2] / "sample_data" / "digits.store"
-if not DIGITS.exists():  # a worktree without the sample: the main checkout's
-    DIGITS = Path("/work/main/sample_data/digits.store")
 N_POINTS = "1,797"
 
 
 @pytest.fixture(scope="module")
-def dask_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dask_server(tmp_path_factory: pytest.TempPathFactory, digits_store: Path) -> Iterator[str]:
     """The CLI serving the digits store with ``--dask local:2``, in a session of its own."""
-    if not DIGITS.exists():
-        pytest.skip("no digits sample store")
     port = free_port()
     log = tmp_path_factory.mktemp("dask-serve") / "serve.log"
     env = {
@@ -44,7 +39,7 @@ def dask_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PYTHONWARNINGS": "ignore",
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "explorer", "serve", str(DIGITS), "--dask", "local:2",
+    command = [sys.executable, "-m", "explorer", "serve", str(digits_store), "--dask", "local:2",
                "--port", str(port), "--no-show"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env=env, cwd=Path.cwd(), stdout=out, stderr=out,
