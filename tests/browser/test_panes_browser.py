@@ -50,9 +50,16 @@ def test_treemap_click_selects_and_drills(page: Page, served_digits: Served) -> 
     wait_until(lambda: tree.shown == app.resources.hierarchy.children(node).tolist(), page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifact("browser-treemap-drilled.png")))
-    # The breadcrumb back to the top.
-    page.get_by_role("button", name="all points").click()
-    wait_until(lambda: app.state.focus_node is None, page)
+    # The breadcrumb back to the top. Once in a clean-clone run the first click was lost
+    # (the page still settling after the drill, on a busy machine): a user clicks again.
+    for attempt in range(3):
+        page.get_by_role("button", name="all points").click()
+        try:
+            wait_until(lambda: app.state.focus_node is None, page, timeout=8)
+            break
+        except pytest.fail.Exception:
+            if attempt == 2:
+                raise
     wait_until(lambda: app.state.n_selected == 0, page)
 
 
