@@ -94,7 +94,8 @@ class MapPane(PaneBase):
         plot = pn.pane.Bokeh(  # type: ignore[no-untyped-call]
             self.figure, sizing_mode="stretch_both", min_height=420
         )
-        self.legend.param.update(width=LEGEND_WIDTH, sizing_mode="fixed")
+        # Fixed width, height from the content (sizing_mode "fixed" wants a height too: W-1005).
+        self.legend.param.update(width=LEGEND_WIDTH, sizing_mode=None)
         legend = pn.Column(
             self.legend, width=LEGEND_WIDTH, scroll=True, sizing_mode="stretch_height"
         )
