@@ -4,25 +4,33 @@
 
 For each size, a synthetic partitioned store (``explorer.datasets.synth.write_scale_store``:
 one layout, a 10-category label; written once under ``--tmp`` and reused) is served by
-``explorer.app.shell.serve`` in this process (a thread, as ``explorer serve`` runs it) and
-opened in headless Debian Chromium (Playwright). Then ``--steps`` inputs on the map,
-alternating wheel zooms in and out and drags (pans), each at a random place of the plot:
+``explorer serve STORE --no-show`` in a process of its own, as a user runs it, and opened in
+headless Debian Chromium (Playwright) as soon as the server listens. Then ``--steps`` inputs
+on the map, alternating wheel zooms in and out and drags (pans), each at a random place of
+the plot:
 
 - **input → painted**: from the browser's ``wheel`` / ``mousedown`` event to the paint of
   the image drawn for the view the input made (the image source's new data, its PNG
   decoded, two animation frames later), measured in the page with ``performance.now()``;
 - **input → image arrived**: to the moment the new image's data reached the page;
-- **server frame**: the render + PNG time of that frame on the server.
+- **server frame**: the render + PNG time of that frame, as the map's status line says;
+- **frames per input**: images that reached the page for one input (1 is ideal; a pan
+  that moves the view several times may show its views on the way).
 
-Also **first image**: from navigation start to the first frame painted, on a server that
-has just started (its warm-up running beside the first session, as ``explorer serve`` does).
+Also **first image**: from opening the page to the first frame painted, on a server that
+has just started listening (its warm-up running beside the first session, as ``explorer
+serve`` does), and **listening**: from starting the server to its port accepting.
 Medians and p95 in milliseconds. The machine is shared and noisy: compare within one run.
+(Until 2026-12-02 the server ran as a thread of this script, whose Playwright calls then
+competed with it for the GIL; figures before that date are not comparable.)
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +58,7 @@ PROBE = """([sourceId]) => {
     const src = doc.get_model_by_id(sourceId);
     src.properties.data.change.connect(() => {
         const arrived = performance.now();
+        window.__arrivals = (window.__arrivals || 0) + 1;
         const d = src.data;
         const img = new Image();
         img.src = d.url[0];
@@ -110,33 +119,79 @@ def matches(paint: dict[str, float], view: list[float]) -> bool:
     return all(abs(a - b) <= tol for a, b in zip(ends, (x0, x1, y0, y1), strict=True))
 
 
-def run_size(store: Path, steps: int, seed: int, browser: Any) -> dict[str, Any]:
-    from explorer.app.shell import serve
+# From the page's start: the first map image painted (its time in window.__first).
+FIRST_PAINT = """(() => {
+    const look = () => {
+        const doc = window.Bokeh && Bokeh.documents.length ? Bokeh.documents[0] : null;
+        const src = doc && [...doc.all_models].find((m) => m.data != null && "url" in m.data
+                                                    && "w" in m.data && m.data.url[0]);
+        if (src == null) { requestAnimationFrame(look); return; }
+        const img = new Image();
+        img.src = src.data.url[0];
+        img.decode().catch(() => null).then(() => requestAnimationFrame(() =>
+            requestAnimationFrame(() => { window.__first = performance.now(); })));
+    };
+    requestAnimationFrame(look);
+})();"""
 
-    apps: list[Any] = []
+# The map's image source and figure: found in the page (the server is another process).
+FIND_MAP = """() => {
+    const doc = Bokeh.documents[0];
+    const src = [...doc.all_models].find((m) => m.data != null && "url" in m.data
+                                          && "w" in m.data && "h" in m.data);
+    const fig = [...doc.all_models].find((m) => m.renderers != null && m.renderers.some(
+        (r) => r.data_source === src));
+    return src == null || fig == null ? null : [src.id, fig.id];
+}"""
+FRAME_MS = re.compile(r"frame (\d+) ms")
+
+
+def status_frame_ms(page: Any) -> float:
+    """The render + PNG time the map's status line gives for the frame shown."""
+    text = page.get_by_text("points in view").first.inner_text()
+    found = FRAME_MS.search(text)
+    return float(found.group(1)) if found else float("nan")
+
+
+def start_server(store: Path, port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "explorer", "serve", str(store), "--port", str(port),
+           "--no-show"]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run_size(store: Path, steps: int, seed: int, browser: Any) -> dict[str, Any]:
     port = free_port()
-    server = serve(store, port=port, show=False, threaded=True, on_app=apps.append)
-    wait_port(port)
+    t_start = time.perf_counter()
+    server = start_server(store, port)
+    try:
+        wait_port(port, server)
+        listening_s = time.perf_counter() - t_start
+        return measure(port, steps, seed, browser) | {"listening_s": listening_s}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def measure(port: int, steps: int, seed: int, browser: Any) -> dict[str, Any]:
     page = browser.new_page(viewport={"width": 1400, "height": 950})
-    t_nav = time.perf_counter()
+    page.add_init_script(FIRST_PAINT)
     page.goto(f"http://localhost:{port}/")
     page.wait_for_selector(".bk-Canvas", timeout=120_000)
-    app = wait_for(lambda: apps and apps[-1], page)
-    m = app.map
-    # First image: a frame painted (the page has its own clock; use ours for this one).
-    wait_for(lambda: m.frames_drawn >= 2, page, timeout=120)
-    page.evaluate(PROBE, [m._map.image.id])
-    first_image_s = time.perf_counter() - t_nav
+    ids = wait_for(lambda: page.evaluate(FIND_MAP), page, timeout=120)
+    page.evaluate(PROBE, [ids[0]])
+    # First image: navigation start (the page's time origin) to the first frame painted.
+    first_image_s = wait_for(lambda: page.evaluate("window.__first"), page, timeout=120) / 1e3
     page.wait_for_timeout(1500)
     rng = np.random.default_rng(seed)
     rows = []
     for step in range(steps):
-        view = page.evaluate(RANGES, [m.figure.id])
+        view = page.evaluate(RANGES, [ids[1]])
         left, top, width, height = view[4:]
         fx, fy = rng.uniform(0.3, 0.7, 2)
         x, y = left + fx * width, top + fy * height
         n_inputs = page.evaluate("window.__inputs.length")
-        frames_before = m.frames_drawn
+        page.evaluate("window.__paints = []; window.__arrivals = 0")
         page.mouse.move(x, y)
         if step % 3 == 2:  # a pan: drag by a fifth of the plot
             page.mouse.down()
@@ -144,33 +199,35 @@ def run_size(store: Path, steps: int, seed: int, browser: Any) -> dict[str, Any]
             page.mouse.up()
         else:  # zoom in on even steps, out on odd ones (the view stays on the points)
             page.mouse.wheel(0, -240 if step % 2 == 0 else 200)
-        target = page.evaluate(RANGES, [m.figure.id])
+        target = page.evaluate(RANGES, [ids[1]])
         wait_for(lambda t=target: any(matches(p, t) for p in page.evaluate("window.__paints")),
                  page)  # fmt: skip
         t_input = page.evaluate("window.__inputs")[n_inputs]
-        paint = next(p for p in page.evaluate("window.__paints") if matches(p, target))
-        res = m.last_result
+        paints = page.evaluate("window.__paints")
+        paint = next(p for p in paints if matches(p, target))
+        page.wait_for_timeout(400)  # the status line follows the image
         rows.append((paint["painted"] - t_input, paint["arrived"] - t_input,
-                     res.render_ms + res.encode_ms, m.frames_drawn - frames_before))  # fmt: skip
-        page.evaluate("window.__paints = []")
-        page.wait_for_timeout(400)
+                     status_frame_ms(page), page.evaluate("window.__arrivals")))  # fmt: skip
     page.close()
-    server.stop()
     arr = np.asarray(rows, np.float64)
     return {"first_image_s": first_image_s, "painted": arr[:, 0], "arrived": arr[:, 1],
             "server": arr[:, 2], "frames": arr[:, 3]}  # fmt: skip
 
 
-def wait_port(port: int, timeout: float = 60.0) -> None:
+def wait_port(port: int, server: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
+            if server.poll() is not None:
+                err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+                msg = f"explorer serve exited: {err[-2000:]}"
+                raise RuntimeError(msg) from None
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def main() -> None:
@@ -197,14 +254,15 @@ def main() -> None:
     print(f"`{' '.join(['python', *sys.argv])}`")
     print()
     print("| points | input → painted p50 | p95 | input → image arrived p50 | p95 "
-          "| server frame p50 | p95 | frames per input | first image |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| server frame p50 | p95 | frames per input | listening | first image |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n, r in results.items():
         pa, ar, sv = r["painted"], r["arrived"], r["server"]
         print(f"| {n:,} | {np.median(pa):.0f} | {np.percentile(pa, 95):.0f} "
               f"| {np.median(ar):.0f} | {np.percentile(ar, 95):.0f} "
               f"| {np.median(sv):.0f} | {np.percentile(sv, 95):.0f} "
-              f"| {np.median(r['frames']):.0f} | {r['first_image_s']:.2f} s |")  # fmt: skip
+              f"| {np.median(r['frames']):.0f} | {r['listening_s']:.1f} s "
+              f"| {r['first_image_s']:.2f} s |")  # fmt: skip
 
 
 if __name__ == "__main__":

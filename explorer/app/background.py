@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -33,6 +35,35 @@ def without_document_lock(func: F) -> F:
 
 # Shared by all sessions of the process; the render path keeps its own (the loop default).
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="explorer-work")
+
+# Work that can wait (compiling Datashader's reductions, reading the whole table) waits
+# for the first session's first image and then for a pause in the drawing: numba's
+# compiler holds the GIL for seconds, and run beside the first page it made that page 4×
+# slower to appear (benchmarks/browser.py, 1M points: 6.6 s to the first image).
+_first_image = threading.Event()
+_last_frame = [0.0]  # time.monotonic() of the latest frame started or shown
+FIRST_IMAGE_WAIT_S = 20.0  # a server nobody opens still warms up
+QUIET_S = 1.0  # no frame for this long: a good moment
+QUIET_WAIT_S = 60.0  # a map in constant use still gets its warm-up after this
+
+
+def frame_activity(*, shown: bool = False) -> None:
+    """A map frame started (or, ``shown``, reached a browser): deferred work waits."""
+    _last_frame[0] = time.monotonic()
+    if shown:
+        _first_image.set()
+
+
+def wait_for_quiet() -> None:
+    """Block (a background thread) until a first image was shown and no frame was drawn
+    for ``QUIET_S`` seconds, or until the waits above run out."""
+    _first_image.wait(FIRST_IMAGE_WAIT_S)
+    deadline = time.monotonic() + QUIET_WAIT_S
+    while time.monotonic() < deadline:
+        idle = time.monotonic() - _last_frame[0]
+        if idle >= QUIET_S:
+            return
+        time.sleep(QUIET_S - idle)
 
 
 def served_document(model: Any) -> Document | None:

@@ -200,6 +200,21 @@ def make_map_figure(extent: tuple[float, float, float, float]) -> MapFigure:
     )  # fmt: skip
 
 
+def update_source(source: ColumnDataSource, data: dict[str, list[Any]]) -> None:
+    """Set ``source.data`` unless it already holds ``data``.
+
+    Bokeh sends every assignment to the browser, equal or not, and each makes the browser
+    redraw the plot: after every pan or zoom that was three empty sources (names, pictures,
+    titles), each a message and a canvas redraw while the new frame was on its way.
+    """
+    try:
+        same = dict(source.data) == data
+    except ValueError:  # numpy arrays compare elementwise: just send them
+        same = False
+    if not same:
+        source.data = data
+
+
 def palette_of(cmap: str | tuple[str, ...]) -> list[str]:
     """A Bokeh palette (list of hex colours) for a colorcet name or a colour tuple."""
     if isinstance(cmap, str):

@@ -11,7 +11,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app.frames import Pictures
-from explorer.app.mapfigure import PICTURE_FIELDS, TITLE_FIELDS, MapFigure, palette_of
+from explorer.app.mapfigure import (
+    PICTURE_FIELDS,
+    TITLE_FIELDS,
+    MapFigure,
+    palette_of,
+    update_source,
+)
 from explorer.app.markup import one_line
 from explorer.app.resources import StoreResources
 from explorer.render.raster import NumericColor
@@ -53,7 +59,7 @@ class MapMarks:
 
     def hovered(self, layout: str, row: int | None) -> None:
         """Ring the hovered point (None: no ring)."""
-        self._map.hovered.data = self.xy(layout, [] if row is None else [row])
+        update_source(self._map.hovered, self.xy(layout, [] if row is None else [row]))
 
     def pinned(self, layout: str, row: int | None) -> NDArray[np.int64]:
         """Mark the pinned point, its true and its false neighbours; return the false ones."""
@@ -63,15 +69,16 @@ class MapMarks:
             np.zeros(0, np.int64) if row is None
             else false_neighbours(self._res.coords(layout), row, true)
         )  # fmt: skip
-        m.pinned.data = self.xy(layout, [] if row is None else [row])
+        update_source(m.pinned, self.xy(layout, [] if row is None else [row]))
         ends = self.xy(layout, true)
-        m.neighbours.data = ends
-        m.false_neighbours.data = self.xy(layout, false)
+        update_source(m.neighbours, ends)
+        update_source(m.false_neighbours, self.xy(layout, false))
         if row is None:
-            m.links.data = {"xs": [], "ys": []}
+            update_source(m.links, {"xs": [], "ys": []})
         else:
             px, py = m.pinned.data["x"][0], m.pinned.data["y"][0]
-            m.links.data = {"xs": [[px, x] for x in ends["x"]], "ys": [[py, y] for y in ends["y"]]}
+            update_source(m.links, {"xs": [[px, x] for x in ends["x"]],
+                                   "ys": [[py, y] for y in ends["y"]]})  # fmt: skip
         return false
 
     def pictures(self, pictures: Pictures | None) -> None:
@@ -81,19 +88,22 @@ class MapMarks:
         titles = pictures.titles if pictures is not None else None
         if pictures is not None and uris is not None:
             keep = [i for i, u in enumerate(uris) if u]
-            m.pictures.data = {"url": [uris[i] for i in keep], "x": [pictures.x[i] for i in keep],
-                               "y": [pictures.y[i] for i in keep],
-                               "side": [pictures.side] * len(keep),
-                               "frame": [pictures.side + 4] * len(keep),
-                               "color": [pictures.colors[i] for i in keep],
-                               "alpha": [pictures.alphas[i] for i in keep]}  # fmt: skip
+            update_source(m.pictures, {
+                "url": [uris[i] for i in keep], "x": [pictures.x[i] for i in keep],
+                "y": [pictures.y[i] for i in keep], "side": [pictures.side] * len(keep),
+                "frame": [pictures.side + 4] * len(keep),
+                "color": [pictures.colors[i] for i in keep],
+                "alpha": [pictures.alphas[i] for i in keep],
+            })  # fmt: skip
         else:
-            m.pictures.data = {k: [] for k in PICTURE_FIELDS}
+            update_source(m.pictures, {k: [] for k in PICTURE_FIELDS})
         if pictures is not None and titles is not None:
-            m.titles.data = {"x": pictures.x, "y": pictures.y, "text": titles,
-                             "color": pictures.colors, "alpha": pictures.alphas}  # fmt: skip
+            update_source(m.titles, {
+                "x": pictures.x, "y": pictures.y, "text": titles,
+                "color": pictures.colors, "alpha": pictures.alphas,
+            })  # fmt: skip
         else:
-            m.titles.data = {k: [] for k in TITLE_FIELDS}
+            update_source(m.titles, {k: [] for k in TITLE_FIELDS})
 
     def color_key(self, name: str) -> str | None:
         """Show the colour bar for a numeric colouring (hide it otherwise); return the
@@ -130,10 +140,10 @@ class MapMarks:
         """Cluster names for ``view`` (coarser zoomed out, finer zoomed in)."""
         tree = self._res.hierarchy
         if not visible or not tree.available or layout is None:
-            self._map.labels.data = {"x": [], "y": [], "text": []}
+            update_source(self._map.labels, {"x": [], "y": [], "text": []})
             return
         found = tree.labels_in_view(self._res.coords(layout), layout, view, shown=mask)
-        self._map.labels.data = {
+        update_source(self._map.labels, {
             "x": [x for x, _, _ in found], "y": [y for _, y, _ in found],
             "text": [one_line(name, LABEL_CHARS) for _, _, name in found],
-        }  # fmt: skip
+        })  # fmt: skip

@@ -4,10 +4,12 @@ prepares the first session's work before any browser asks for it."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 
+from explorer.app.background import wait_for_quiet
 from explorer.app.resources import StoreResources
 from explorer.errors import ConfigError
 from explorer.render.raster import warm_up
@@ -17,6 +19,7 @@ from explorer.store.search import search_rows, text_buffer
 _registry: dict[Path, StoreResources] = {}
 _registry_lock = threading.Lock()
 _warm = threading.Event()
+_prepared: set[int] = set()  # id() of the resources whose first page is prepared
 
 
 def open_resources(path: str | Path) -> StoreResources:
@@ -73,25 +76,51 @@ def check_dask_options(dask: str | None, num_procs: int) -> None:
         raise ConfigError(msg)
 
 
+def preload_modules() -> None:
+    """Import now what the first session would import on its first page: the slice
+    table's Tabulator loads pandas' Styler, which loads matplotlib (0.7 s, measured with
+    py-spy on the first page of a 1M store)."""
+    import pandas.io.formats.style  # noqa: F401
+
+
+def prepare_first_page(
+    resources: StoreResources, build: Callable[[StoreResources], object]
+) -> None:
+    """Once per store and process, before the server listens: what the first page needs.
+
+    Our render kernels (from numba's cache), the first layout's index and the default
+    colour, then ``build(resources)``, a session built and dropped: it fills the
+    process's caches (score histograms, category counts, value ranges) and imports what
+    the panes import. Done while the first page was loading, this work made that page
+    wait 5.6 s (1M points) to 8 s (10M) for its first image (benchmarks/browser.py).
+    """
+    with _registry_lock:
+        if id(resources) in _prepared:
+            return
+        _prepared.add(id(resources))
+    preload_modules()
+    warm_up(datashader=False)
+    layouts = resources.store.layouts
+    resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
+    build(resources)
+
+
 def start_warm_up(resources: StoreResources | None = None) -> None:
-    """In a background thread, once per process: load the render kernels, then (given
-    ``resources``) build the first layout's index and the default colour, then read the
-    whole table, so the first browser session finds them ready."""
+    """In a background thread, once per process, the work no first page waits for:
+    Datashader's numeric reductions, the search kernels, then (given ``resources``) the
+    whole table, each once the first image is shown and no frame is being drawn."""
     if _warm.is_set():
         return
     _warm.set()
 
     def work() -> None:
-        # Our kernels first (what the first frame needs), then the first layout's index,
-        # and only then Datashader's numeric reductions (seconds of compiling, needed only
-        # when a user colours by a number).
-        warm_up(datashader=False)
-        if resources is not None:
-            layouts = resources.store.layouts
-            resources.prefetch(layouts[0] if layouts else None, resources.default_color()).join()
-        warm_up()
+        # Datashader's numeric reductions are seconds of compiling, needed only when a
+        # user colours by a number; compiling holds the GIL, so never beside a frame.
+        warm_up(pause=wait_for_quiet)
+        wait_for_quiet()
         _warm_search()
         if resources is not None:
+            wait_for_quiet()
             _ = resources.table
 
     threading.Thread(target=work, name="explorer-warm-up", daemon=True).start()

@@ -18,6 +18,7 @@ colours, with alpha from ``min_alpha`` to 255 scaled by ``how``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -173,6 +174,7 @@ def warm_up(
     *,
     datashader: bool = True,
     dataframe: bool = False,
+    pause: Callable[[], None] | None = None,
 ) -> None:
     """Load every compiled kernel once, so the first frames a user sees are not slow.
 
@@ -181,7 +183,8 @@ def warm_up(
     on a quiet machine, never cached on disk). This renders a 256-point layout through
     every path of our kernels, then (``datashader``) through the numeric mean, max and
     min, then (``dataframe``) through ``render_frame_dataframe`` for every colour. Call it
-    at server start, e.g. in a background thread.
+    at server start, e.g. in a background thread. ``pause`` is called before each colour's
+    kernels: a server waits there until no frame is being drawn (compiling holds the GIL).
     """
     rng = np.random.default_rng(0)
     xy = rng.random((256, 2), dtype=np.float32)
@@ -196,6 +199,8 @@ def warm_up(
     viewports = (Viewport(0.0, 1.0, 0.0, 1.0, 8, 8), Viewport(0.0, 0.1, 0.0, 0.1, 8, 8))
     # The full view makes sorted copies; the small one looks attributes up through perm.
     for color in colors if datashader else colors[: 1 + len(code_dtypes)]:
+        if pause is not None:
+            pause()
         for vp in viewports:
             for m in (None, mask):
                 for path in ("auto", "index", "scan"):
@@ -203,6 +208,8 @@ def warm_up(
         if color is None:
             _warm_hit_tests(index, mask)
     if dataframe:
+        if pause is not None:
+            pause()
         df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "m": mask, "h": ~mask})
         for color in colors:
             if color is not None:

@@ -145,15 +145,18 @@ def screen_xy(page: Page, app: ExplorerApp, x: float, y: float) -> tuple[float, 
     return float(sx), float(sy)
 
 
-def frame_box(page: Page, app: ExplorerApp) -> tuple[float, float, float, float]:
-    """Page coordinates ``(left, top, width, height)`` of the map's plotting area."""
+def frame_box(
+    page: Page, app: ExplorerApp, *, second: bool = False
+) -> tuple[float, float, float, float]:
+    """Page coordinates ``(left, top, width, height)`` of the map's (or, ``second``, the
+    split view's second map's) plotting area."""
     js = """(id) => {
         const v = Bokeh.index.query_one((w) => w.model.id == id);
         const r = v.canvas_view.el.getBoundingClientRect();
         const b = v.frame.bbox;
         return [r.left + b.left, r.top + b.top, b.width, b.height];
     }"""
-    left, top, width, height = page.evaluate(js, app.map.figure.id)
+    left, top, width, height = page.evaluate(js, (app.map2 if second else app.map).figure.id)
     return float(left), float(top), float(width), float(height)
 
 

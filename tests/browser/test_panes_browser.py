@@ -146,3 +146,30 @@ def test_split_view_lasso_in_left_map_highlights_right(page: Page, served_digits
     wait_until(lambda: app.map2.last_result.frame.n_highlight_in_view == n, page, timeout=20)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifact("browser-split-view.png")))
+
+
+def test_split_view_switched_on_draws_the_second_map(page: Page, served_digits: Served) -> None:
+    # The second map joins the page only when shown: switching the split view on must
+    # add its figure and draw it at the size the browser gives it.
+    app = open_app(page, served_digits)
+    assert not app.map2.shown
+    assert app.map2.frames_drawn == 0
+    canvases = page.locator(".bk-Canvas").count()
+    # (Bokeh's checkbox label is a div beside the input: click the input itself.)
+    page.locator(".bk-Checkbox", has_text="split view").locator("input").click()
+    wait_until(lambda: page.locator(".bk-Canvas").count() > canvases, page, timeout=20)
+    fig, second = app.map2.figure, app.map2
+
+    def drawn_at_browser_size() -> bool:
+        last = second.last_result
+        return last is not None and last.request.width == fig.inner_width
+
+    wait_until(drawn_at_browser_size, page, timeout=20)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifact("browser-split-switched-on.png")))
+    # Its image has the points' colours (not a blank canvas).
+    left, top, width, height = frame_box(page, app, second=True)
+    png = page.screenshot(clip={"x": left, "y": top, "width": width, "height": height})
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 30  # blue density, not grey
+    assert coloured.sum() > 300, "the second map shows no points"

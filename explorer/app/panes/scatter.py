@@ -22,7 +22,7 @@ from bokeh import events
 from numpy.typing import NDArray
 
 from explorer.app import markup
-from explorer.app.background import on_loop, run_then, without_document_lock
+from explorer.app.background import frame_activity, on_loop, run_then, without_document_lock
 from explorer.app.frames import FrameRequest, FrameResult, draw_frame
 from explorer.app.mapfigure import make_map_figure
 from explorer.app.mapmarks import MapMarks
@@ -62,10 +62,11 @@ class MapPane(PaneBase):
         self._marks = MapMarks(resources, self._map)
         self._map.disk.visible = layout == DISK_LAYOUT
         self.figure = self._map.fig
-        self.legend = markup.html_pane("", margin=(5, 10))
-        self._status = markup.html_pane("", sizing_mode="stretch_width", margin=(0, 10))
+        self.legend = markup.live_html("", width=LEGEND_WIDTH, sizing_mode=None, margin=(5, 10))
+        self._status = markup.live_html("", sizing_mode="stretch_width", margin=(0, 10))
         self._busy = False
         self._dirty = False
+        self._dirty_delay = 0  # ms: the shortest delay asked for while a frame was drawn
         self._timer: Any = None
         # The view of the frame drawn last or being drawn: a report of it draws nothing.
         self._drawn_view: tuple[float, float, float, float] | None = None
@@ -95,21 +96,24 @@ class MapPane(PaneBase):
             self.figure, sizing_mode="stretch_both", min_height=420
         )
         # Fixed width, height from the content (sizing_mode "fixed" wants a height too: W-1005).
-        self.legend.param.update(width=LEGEND_WIDTH, sizing_mode=None)
         legend = pn.Column(
             self.legend, width=LEGEND_WIDTH, scroll=True, sizing_mode="stretch_height"
         )
-        self._panel = pn.Column(
-            self._status,
-            pn.Row(plot, legend, sizing_mode="stretch_both"),
+        self._content = [self._status, pn.Row(plot, legend, sizing_mode="stretch_both")]
+        # The hidden second map joins the page when first shown: until then its ~100
+        # Bokeh models stay out of the first page's document (smaller, sooner shown).
+        self._column = pn.Column(
+            *(self._content if self.shown else []),
             sizing_mode="stretch_both",
             min_height=460,
             visible=self.shown,
         )
+        self._panel = self._column
         self._layout_marks()
         self._update_labels()
         self._update_color_key()
-        self._draw_now()
+        if self.shown:  # the hidden second map draws when it is shown
+            self._draw_now()
 
     @property
     def layout(self) -> str:
@@ -127,7 +131,9 @@ class MapPane(PaneBase):
         return not self.second or bool(self.state.split)
 
     def _on_split(self, *_: Any) -> None:
-        self._panel.visible = self.shown
+        if self.shown and not self._column.objects:
+            self._column.objects = list(self._content)
+        self._column.visible = self.shown
         if self.shown:
             self.redraw()
 
@@ -179,7 +185,8 @@ class MapPane(PaneBase):
         if doc is None:
             self._draw_now()
             return
-        if self._busy:
+        if self._busy:  # drawn when the frame being drawn is shown, after the delay
+            self._dirty_delay = min(self._dirty_delay, delay_ms)
             return
         if self._timer is not None:
             with contextlib.suppress(ValueError, KeyError):
@@ -198,6 +205,8 @@ class MapPane(PaneBase):
         if self._busy or not self._dirty or doc is None:
             return
         self._busy, self._dirty = True, False
+        self._dirty_delay = VIEW_DEBOUNCE_MS
+        frame_activity()
         req = self.request()
         self._drawn_view = (req.x0, req.x1, req.y0, req.y1)
 
@@ -218,11 +227,16 @@ class MapPane(PaneBase):
         self._busy = False
         if result is not None:
             self._show(result)
+            frame_activity(shown=True)
         elif error is not None and pn.state.notifications is not None:
             message = markup.esc(f"Could not draw the map: {error}")
             pn.state.notifications.error(message, duration=8000)  # type: ignore[no-untyped-call]
         if self._dirty:
-            self.redraw()
+            # A resize (the axis labels of a zoom are wider or narrower: a few pixels)
+            # waits its debounce after the frame just shown, so it is not drawn while the
+            # browser receives that frame: on 2 cores that second frame slowed the first.
+            delay, self._dirty_delay = self._dirty_delay, 0
+            self.redraw(delay)
 
     def _show(self, result: FrameResult) -> None:
         req, frame = result.request, result.frame
