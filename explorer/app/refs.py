@@ -89,8 +89,7 @@ def rows_of(res: StoreResources, ref: Ref) -> NDArray[np.int64]:
         if column not in res.store.scores and column not in res.names_of("numeric"):
             msg = f"cannot select a range of {column!r}: no such score or numeric column"
             raise StoreError(msg)
-        values = res.values(column)
-        return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+        return res.rows_in_range(column, lo, hi)
     if ref.kind == "slice":
         return res.slices.members(ref.value)
     if ref.kind in ("search", "regex"):
