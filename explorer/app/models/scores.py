@@ -139,7 +139,8 @@ class ScoreModel:
             return self.cluster.percentiles(name, (100 * q,))[0]
         v = self.values(name)
         finite = v[np.isfinite(v)]
-        return float(np.quantile(finite, q)) if finite.size else float("nan")
+        # q as an array: interpolated in float64, as the cluster's percentiles are
+        return float(np.quantile(finite, [q])[0]) if finite.size else float("nan")
 
     def share_below(self, name: str, threshold: float) -> tuple[float, float] | None:
         """(mean, share of points under ``threshold``) of the finite values; None if none."""
