@@ -1,6 +1,15 @@
 """Serving on a Dask cluster against in-process: frame times and what the web process holds.
 
     .venv/bin/python benchmarks/dask_serve.py --size 1e7 --workers 2 [--repeats 10]
+    .venv/bin/python benchmarks/dask_serve.py --panes --store S [--code OLD_CHECKOUT]
+
+``--panes``: what the web process holds with the analytic panes. From the store ``S`` (e.g.
+``benchmarks/make_scale_store.py``'s) a sibling store is made beside it (its stages linked,
+the partitions left out, an ``outliers`` stage of synthetic scores added), then for each
+checkout (``--code``, default this one; give an older checkout to compare) a fresh process
+opens it with ``--dask local:N``, opens a session (every pane, the outliers pane among
+them), sets a filter, selects above the outlier threshold, and reads a hover card: its
+VmRSS after each step and its peak.
 
 On a synthetic store (``benchmarks/app.py``'s: id, a 10-category label, a numeric column,
 one layout of blobs) written to a temporary folder, two fresh processes each open the
@@ -117,12 +126,110 @@ def child(store: str, dask: str | None, repeats: int) -> dict[str, Any]:
     return out
 
 
-def run_child(store: Path, dask: str | None, repeats: int) -> dict[str, Any]:
+PANE_STEPS = (
+    ("opened (cluster up, points persisted)", "rss_open"),
+    ("session built (map, outliers, trust, selection, filters panes)", "rss_app"),
+    ("filter set (3 of 10 labels)", "rss_filter"),
+    ("selected above the outlier threshold", "rss_select"),
+    ("hover card read", "rss_hover"),
+)
+
+
+def panes_child(store: str, dask: str) -> dict[str, Any]:
+    """In a fresh process: a session with a filter and the outliers pane over ``--dask``."""
+    from explorer.app.process import attach_cluster, open_resources
+    from explorer.app.shell import build_app
+
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    res = open_resources(store)
+    attach_cluster(res, dask)
+    out["t_open"], out["rss_open"] = time.perf_counter() - t, _rss_mb("VmRSS")
+    t = time.perf_counter()
+    app = build_app(res)
+    out["t_app"], out["rss_app"] = time.perf_counter() - t, _rss_mb("VmRSS")
+    t = time.perf_counter()
+    app.state.set_filter("label", ["class 1", "class 2", "class 3"])
+    out["t_filter"], out["rss_filter"] = time.perf_counter() - t, _rss_mb("VmRSS")
+    pane = app.pane("outliers")
+    t = time.perf_counter()
+    out["selected"] = pane.select_above(float(pane.threshold.value))
+    out["t_select"], out["rss_select"] = time.perf_counter() - t, _rss_mb("VmRSS")
+    row = int(app.state.selection[0]) if app.state.selection.size else 0
+    t = time.perf_counter()
+    res.record(row)
+    res.heading(row)
+    out["t_hover"], out["rss_hover"] = time.perf_counter() - t, _rss_mb("VmRSS")
+    out["peak_rss_mb"] = _rss_mb("VmHWM")
+    assert res.cluster is not None
+    res.cluster.close()
+    return out
+
+
+def scored_store(base: Path, seed: int) -> Path:
+    """``base``'s sibling with its stages linked, no partitions, and an outliers stage."""
+    out = base.with_name(base.name.removesuffix(".store") + "-scored.store")
+    if (out / "manifest.json").exists():
+        return out
+    manifest = json.loads((base / "manifest.json").read_text())
+    n = int(manifest["n_points"])
+    out.mkdir(parents=True, exist_ok=True)
+    for stage in manifest["stages"]:
+        if stage != "partitions" and not (out / stage).exists():
+            (out / stage).symlink_to((base / stage).resolve())
+    manifest["stages"].pop("partitions", None)
+    manifest.pop("partitions", None)
+    folder = out / "outliers"
+    folder.mkdir(exist_ok=True)
+    files = {}
+    rng = np.random.default_rng(seed)
+    for name in ("outlier", "outlier_local"):
+        arr = np.lib.format.open_memmap(folder / f"{name}.npy", "w+", np.float32, (n,))
+        for a in range(0, n, 1_000_000):
+            arr[a : a + 1_000_000] = rng.beta(1.0, 20.0, min(1_000_000, n - a))
+        arr.flush()
+        del arr
+        files[f"{name}.npy"] = {"bytes": (folder / f"{name}.npy").stat().st_size, "sha256": ""}
+    np.save(folder / "scales.npy", np.ones(4))
+    files["scales.npy"] = {"bytes": (folder / "scales.npy").stat().st_size, "sha256": ""}
+    scores = {"outlier": "outlier", "outlier_local": "outlier_local"}
+    manifest["stages"]["outliers"] = {
+        "stage": "outliers", "key": "bench", "files": files, "summary": {"scale": 1.0},
+        "provides": {"scores": scores},
+    }  # fmt: skip
+    for name in scores:
+        manifest["scores"][name] = {"stage": "outliers", "file": name}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def panes_main(args: argparse.Namespace) -> None:
+    store = scored_store(Path(args.store), args.seed)
+    codes = [ROOT] if not args.code else [Path(c).resolve() for c in args.code]
+    local = f"local:{args.workers}"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    found = [run_child(store, local, 0, code=code, panes=True) for code in codes]
+    n = json.loads((store / "manifest.json").read_text())["n_points"]
+    print(f"{n:,} points, --dask {local}; load average {load}\n")
+    names = " | ".join(f"{c.name}: RSS MB | s" for c in codes)
+    print(f"| web process after | {names} |")
+    print("|---|" + "---|---|" * len(codes))
+    for label, key in PANE_STEPS:
+        cells = " | ".join(f"{r[key]:.0f} | {r['t' + key[3:]]:.2f}" for r in found)
+        print(f"| {label} | {cells} |")
+    print("| peak RSS, MB | " + " | ".join(f"{r['peak_rss_mb']:.0f} | " for r in found) + "|")
+
+
+def run_child(
+    store: Path, dask: str | None, repeats: int, *, code: Path = ROOT, panes: bool = False
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(store), "--repeats", str(repeats)]
     if dask is not None:
         cmd += ["--dask", dask]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    if panes:
+        cmd += ["--panes"]
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=code, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -144,9 +251,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--dask", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--panes", action="store_true", help="RSS with the analytic panes")
+    parser.add_argument("--code", action="append", help="a checkout to run (repeatable)")
     args = parser.parse_args()
+    if args.child and args.panes:
+        print(json.dumps(panes_child(args.child, args.dask)))
+        return
     if args.child:
         print(json.dumps(child(args.child, args.dask, args.repeats)))
+        return
+    if args.panes:
+        print(f"$ .venv/bin/python benchmarks/dask_serve.py {' '.join(sys.argv[1:])}".rstrip())
+        panes_main(args)
         return
     print(f"$ .venv/bin/python benchmarks/dask_serve.py {' '.join(sys.argv[1:])}".rstrip())
     n = int(args.size)

@@ -34,9 +34,9 @@ from explorer.app.cluster_base import (
     LayoutParts,
     dask_dataframe,
 )
+from explorer.app.cluster_find import ClusterFind
 from explorer.app.cluster_masks import MASKS_KEPT, ClusterMask
 from explorer.app.cluster_tasks import RETRIES
-from explorer.app.cluster_view import ClusterView
 from explorer.app.columns import MISSING_LABEL, ColumnInfo, display_value
 from explorer.app.masks import MaskCache
 from explorer.errors import ConfigError
@@ -90,10 +90,11 @@ def connect(address: str, *, timeout: float = 10.0) -> tuple[Any, Any]:
 
 
 # -- the web process's side ------------------------------------------------------------------
-class ClusterPoints(ClusterView):
+class ClusterPoints(ClusterFind):
     """A store's points on a Dask cluster: frames, hit-tests, filters, statistics, exports.
 
-    The jobs live in the classes it stands on: ``ClusterView`` (frames, hit-tests),
+    The jobs live in the classes it stands on: ``ClusterFind`` (search, SQL, ids),
+    ``ClusterView`` (frames, hit-tests),
     ``ClusterStats`` (colours, counts, medians, scores, export), ``ClusterMasks`` (filter
     masks) and ``ClusterBase`` (running tasks); this one starts and stops them.
     """

@@ -1,22 +1,35 @@
 """What runs on the Dask workers to answer the panes (``explorer.app.cluster``): filter
 masks asked about by row, score histograms, top rows, rows in a value range, sums, points
-and positions per hierarchy leaf, a few rows of the point table. Each takes a partition
+and positions per hierarchy leaf, a few rows of the point table, and Find (text search and
+SQL over each partition's rows, with the in-process kernels). Each takes a partition
 (x, y and the columns, indexed by row) and small arguments and sends back row ids, counts
 or a few values, never a column.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from explorer.app.cluster_tasks import KEEP_META, as_flags, in_sorted, keep_of, opened_store
+from explorer.app.cluster_tasks import (
+    KEEP_META,
+    as_flags,
+    in_sorted,
+    keep_of,
+    opened_store,
+    read_rows,
+)
 from explorer.app.models.scores import bin_numbers, top_rows
+from explorer.store.query import PointQuery, sql_columns
+from explorer.store.search import TextBuffer, search_rows, text_buffer
 
 
 def keep_of_rows(
@@ -134,3 +147,99 @@ def point_rows(path: str, rows: NDArray[np.int64]) -> list[dict[str, Any]]:
         for record, value in zip(out, values, strict=True):
             record[name] = float(value)
     return out
+
+
+class PartText:
+    """A partition's rows of the point table on a worker, for Find: the table, its text
+    columns made ready for fast search (``TextBuffer``, on first use) and a DuckDB query
+    over it and the scores (``PointQuery``, on first use)."""
+
+    def __init__(self, path: str, rows: NDArray[np.int64]) -> None:
+        self.path = path
+        self.rows = rows
+        self.table = _part_table(path, rows)
+        self._buffers: dict[str, TextBuffer | None] = {}
+        self._query: PointQuery | None = None
+        self._lock = threading.Lock()
+
+    def buffer(self, column: str) -> TextBuffer | None:
+        with self._lock:
+            if column not in self._buffers:
+                self._buffers[column] = text_buffer(self.table.column(column), column)
+            return self._buffers[column]
+
+    def query(self) -> PointQuery:
+        with self._lock:
+            if self._query is None:
+                store = opened_store(self.path)
+                table = self.table
+                columns = sql_columns(store, table.column_names)
+                for name, ident in columns.items():
+                    values = np.asarray(store.score(name)[self.rows], np.float32)
+                    table = table.append_column(ident, pa.array(values))
+                self._query = PointQuery(table, columns)
+            return self._query
+
+
+PARTS_KEPT = 64  # partitions' text kept per worker process, least recently used dropped
+_texts: OrderedDict[tuple[str, int, int, int], PartText] = OrderedDict()
+_texts_lock = threading.Lock()
+
+
+def _part_table(path: str, rows: NDArray[np.int64]) -> pa.Table:
+    """The point table's ``rows`` (a range: only its row groups are read)."""
+    points = opened_store(path).table_path("validate", "points")
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size and bool(np.all(np.diff(rows) == 1)):
+        return read_rows(points, pq.read_schema(points).names, int(rows[0]), int(rows[-1]) + 1)
+    return pq.read_table(points).take(pa.array(rows))
+
+
+def part_text(part: pd.DataFrame, path: str) -> PartText:
+    """The partition's ``PartText``, made once per worker process."""
+    rows = part.index.to_numpy(np.int64)
+    key = (path, int(rows[0]) if rows.size else 0, int(rows[-1]) if rows.size else 0, rows.size)
+    with _texts_lock:
+        hit = _texts.get(key)
+        if hit is not None:
+            _texts.move_to_end(key)
+            return hit
+    made = PartText(path, rows)
+    with _texts_lock:
+        made = _texts.setdefault(key, made)
+        while len(_texts) > PARTS_KEPT:
+            _texts.popitem(last=False)
+    return made
+
+
+def search_part(
+    part: pd.DataFrame, path: str, query: str, columns: tuple[str, ...], regex: bool,
+    id_column: str | None,
+) -> tuple[NDArray[np.int64], int]:  # fmt: skip
+    """The partition's rows where any of ``columns`` contains ``query`` (``search_rows``
+    over its rows, with the same kernels), and how many."""
+    text = part_text(part, path)
+    found = search_rows(text.table, query, columns=columns, regex=regex, id_column=id_column,
+                        buffers=text.buffer, workers=1)  # fmt: skip
+    return text.rows[found.rows], found.count
+
+
+def where_part(part: pd.DataFrame, path: str, clause: str) -> NDArray[np.int64]:
+    """The partition's rows where the SQL ``clause`` holds (DuckDB over its rows)."""
+    text = part_text(part, path)
+    out: NDArray[np.int64] = text.rows[text.query().rows(clause)]
+    return out
+
+
+def rows_of_ids(
+    part: pd.DataFrame, path: str, column: str, wanted: list[Any]
+) -> tuple[NDArray[np.int64], list[Any]]:
+    """The partition's rows whose ``column`` equals one of ``wanted``, and their values."""
+    text = part_text(part, path)
+    col = text.table.column(column)
+    try:
+        values = pa.array(wanted, col.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids of another type: none of them here
+        return np.zeros(0, np.int64), []
+    hit = np.asarray(pc.is_in(col, value_set=values).to_numpy(zero_copy_only=False), bool)
+    local = np.flatnonzero(hit)
+    return text.rows[local], col.take(pa.array(local)).to_pylist()

@@ -45,7 +45,7 @@ from explorer.render.hittest import points_in_box, points_in_polygon
 from explorer.render.raster import NumericColor, PointIndex, nearest_point
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
-from explorer.store.search import TextBuffer, text_buffer
+from explorer.store.search import TextBuffer, search_rows, text_buffer
 
 if TYPE_CHECKING:
     from explorer.app.cluster import ClusterPoints
@@ -139,6 +139,26 @@ class StoreResources:
         return self._cached(
             "search", column, lambda: text_buffer(self.table.column(column), column)
         )
+
+    def search(self, text: str, *, regex: bool = False) -> NDArray[np.int64]:
+        """Sorted rows whose text or categorical columns contain ``text`` (ignoring case;
+        ``regex``: an RE2 pattern), or whose id is ``text``: ``search_rows`` here, or on
+        a cluster per partition on the workers."""
+        columns = [c.name for c in self.columns.values() if c.kind in ("text", "categorical")]
+        if self.cluster is not None:
+            return self.cluster.search(text, columns=columns, regex=regex,
+                                       id_column=self.id_column)  # fmt: skip
+        found = search_rows(self.table, text, columns=columns, regex=regex,
+                            id_column=self.id_column, buffers=self.search_buffer)  # fmt: skip
+        return found.rows
+
+    def rows_of_ids(self, ids: list[Any]) -> NDArray[np.int64]:
+        """The row of each id (in the id column) in ``ids``' order, -1 when absent; on a
+        cluster looked up by the workers."""
+        if self.cluster is not None:
+            return self.cluster.rows_of_ids(self.id_column, ids)
+        index = pd.Index(self.column(self.id_column))
+        return np.asarray(index.get_indexer(pd.Index(np.asarray(ids, dtype=object))), np.int64)
 
     @property
     def columns(self) -> dict[str, ColumnInfo]:

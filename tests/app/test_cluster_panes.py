@@ -13,10 +13,11 @@ import pytest
 
 from explorer.app.cluster import ClusterMask, ClusterPoints
 from explorer.app.models.scores import top_rows
-from explorer.app.refs import range_ref, select_ref
+from explorer.app.refs import range_ref, select_ref, where_rows
 from explorer.app.resources import StoreResources
 from explorer.app.shell import build_app
 from explorer.app.state import ExplorerState
+from explorer.errors import QueryError
 from explorer.store.reader import Store
 
 FILTERS = {"label": ["3", "5", "8"], "confidence": (0.5, 1.0)}
@@ -251,5 +252,36 @@ def test_web_process_holds_no_per_point_array(guarded: StoreResources) -> None:
     row = int(app.state.selection[0])
     app.state.hovered = row
     guarded.record(row)
+    app.pane("find").search("3")
+    app.pane("find").filter_where("confidence < 0.7")
+    assert isinstance(app.state.mask, ClusterMask)
     app.pane("selection")._summaries()
     app.map.redraw()
+
+
+def test_find_on_cluster_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
+    """Search, regex, SQL and ids run per partition on the workers: the same rows."""
+    for text, regex in (("3", False), ("^1[0-9]$", True), ("zzz-none", False)):
+        np.testing.assert_array_equal(
+            on_cluster.search(text, regex=regex), plain.search(text, regex=regex)
+        )
+    assert plain.search("3").size > 0
+    for clause in ("label = '3' OR confidence < 0.6", "outlier > 0.2 AND split = 'test'"):
+        want = where_rows(plain, clause)
+        assert want.size > 0
+        np.testing.assert_array_equal(where_rows(on_cluster, clause), want)
+    with pytest.raises(QueryError):
+        where_rows(on_cluster, "no_such_column = 1")
+    with pytest.raises(QueryError):
+        on_cluster.search("(", regex=True)
+    ids = [plain.label_of(r) for r in (5, 0, 1700, 5)]
+    np.testing.assert_array_equal(on_cluster.rows_of_ids(ids), [5, 0, 1700, 5])
+    np.testing.assert_array_equal(on_cluster.rows_of_ids(["nope"]), plain.rows_of_ids(["nope"]))
+    apps = [build_app(plain), build_app(on_cluster)]
+    for app in apps:
+        app.pane("find").search("3")
+        app.pane("find").filter_where("confidence < 0.7")
+    a, b = apps
+    assert b.pane("find").last_message == a.pane("find").last_message
+    assert b.state.n_selectable == a.state.n_selectable
+    np.testing.assert_array_equal(b.state.selection, a.state.selection)
