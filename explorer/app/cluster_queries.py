@@ -243,3 +243,19 @@ def rows_of_ids(
     hit = np.asarray(pc.is_in(col, value_set=values).to_numpy(zero_copy_only=False), bool)
     local = np.flatnonzero(hit)
     return text.rows[local], col.take(pa.array(local)).to_pylist()
+
+
+def nearest_k(
+    part: pd.DataFrame, x: float, y: float, k: int, skip: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The partition's ``k`` points nearest ``(x, y)`` on the map (row ``skip`` left out;
+    non-finite never): squared distances and rows, nearest first, ties by row."""
+    d2 = (part["x"].to_numpy(np.float64) - x) ** 2 + (part["y"].to_numpy(np.float64) - y) ** 2
+    rows = part.index.to_numpy(np.int64)
+    ok = np.isfinite(d2) & (rows != skip)
+    d2, rows = d2[ok], rows[ok]
+    if d2.size > k:
+        near = np.argpartition(d2, k - 1)[:k]
+        d2, rows = d2[near], rows[near]
+    order = np.lexsort((rows, d2))
+    return d2[order], rows[order]

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from explorer.app import cluster_frames as frames
+from explorer.app import cluster_queries as queries
 from explorer.app import cluster_tasks as tasks
 from explorer.app.cluster_base import ClusterError, cluster_message, dask_dataframe, sorted_rows
 from explorer.app.cluster_stats import ClusterStats
@@ -154,3 +155,18 @@ class ClusterView(ClusterStats):
         jobs = [delayed(tasks.nearest)(lp.parts[i], keep[i], x, y, radius * radius) for i in ids]
         best = min(((d, r) for d, r in self._run(jobs) if r >= 0), default=None)
         return None if best is None else int(best[1])
+
+    def nearest_rows(self, layout: str, row: int, k: int) -> NDArray[np.int64]:
+        """The ``k`` points nearest point ``row`` on the map, nearest first (ties: lower
+        row first; ``row`` itself and non-finite positions left out)."""
+        from dask.delayed import delayed
+
+        if k <= 0:
+            return np.zeros(0, np.int64)
+        x, y = (float(v) for v in self.store.layout(layout)[row])
+        lp = self._layout(layout)
+        found = self._run([delayed(queries.nearest_k)(p, x, y, k, row) for p in lp.parts])
+        d2 = np.concatenate([d for d, _ in found]) if found else np.zeros(0)
+        rows = np.concatenate([r for _, r in found]) if found else np.zeros(0, np.int64)
+        order = np.lexsort((rows, d2))[:k]
+        return rows[order].astype(np.int64)

@@ -468,6 +468,19 @@ class StoreResources:
         keep = np.asarray(idx[row]) != row
         return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
 
+    def false_neighbours(self, layout: str, row: int, true: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Among ``row``'s ``len(true)`` nearest points on the map, those not in ``true``
+        (its nearest in the data), nearest first. In process ``mapmarks.false_neighbours``
+        over the coordinates; on a cluster the nearest come from the workers."""
+        if self.cluster is None:
+            from explorer.app.mapmarks import false_neighbours
+
+            return false_neighbours(self.coords(layout), row, true)
+        if true.size == 0:
+            return np.zeros(0, np.int64)
+        near = self.cluster.nearest_rows(layout, row, int(true.size))
+        return near[~np.isin(near, true)].astype(np.int64)
+
     def neighbourhood(self, row: int) -> NDArray[np.int64]:
         """Point ``row`` and its high-dimensional neighbours: "points like this one"."""
         idx, _ = self.neighbors(row)

@@ -285,3 +285,12 @@ def test_find_on_cluster_equal(plain: StoreResources, on_cluster: StoreResources
     assert b.pane("find").last_message == a.pane("find").last_message
     assert b.state.n_selectable == a.state.n_selectable
     np.testing.assert_array_equal(b.state.selection, a.state.selection)
+
+
+def test_false_neighbours_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
+    """A pinned point's strangers on the map: its nearest on the map come from the workers."""
+    for layout in plain.store.layouts:
+        for row in (0, 17, 900, plain.n_points - 1):
+            true = plain.neighbors(row)[0]
+            want = plain.false_neighbours(layout, row, true)
+            np.testing.assert_array_equal(on_cluster.false_neighbours(layout, row, true), want)
