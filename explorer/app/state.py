@@ -51,6 +51,39 @@ def _as_rows(indices: ArrayLike, n_points: int) -> NDArray[np.int64]:
     return rows
 
 
+def _combined(
+    selection: NDArray[np.int64], rows: NDArray[np.int64], n_points: int, *, add: bool
+) -> NDArray[np.int64]:
+    """``selection`` with ``rows`` added (or taken away), both sorted unique.
+
+    A flag per point beats union1d / setdiff1d (which sort) by far at millions; when the
+    rows are few beside the points (a billion on a cluster), merging the two sorted runs
+    costs less time and memory than n flags.
+    """
+    if 8 * (selection.size + rows.size) >= n_points:
+        flags = np.zeros(n_points, bool)
+        flags[selection] = True
+        flags[rows] = add
+        return np.flatnonzero(flags).astype(np.int64)
+    if not add:
+        out: NDArray[np.int64] = selection[~_in_sorted(selection, rows)]
+        return out
+    both = np.concatenate([selection, rows])
+    both.sort(kind="stable")  # two sorted runs: one merge
+    keep = np.ones(both.size, bool)
+    np.not_equal(both[1:], both[:-1], out=keep[1:])
+    merged: NDArray[np.int64] = both[keep]
+    return merged
+
+
+def _in_sorted(rows: NDArray[np.int64], sorted_rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+    if sorted_rows.size == 0:
+        return np.zeros(rows.size, bool)
+    pos = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.size - 1)
+    hit: NDArray[np.bool_] = sorted_rows[pos] == rows
+    return hit
+
+
 class ExplorerState(param.Parameterized):
     """Layout, colour, filters, selection and the focused points of one session.
 
@@ -170,10 +203,7 @@ class ExplorerState(param.Parameterized):
             raise ValueError(msg)
         rows = self._visible(_as_rows(indices, self.n_points))
         if mode != "replace":
-            # A flag per point beats union1d / setdiff1d (which sort) by far at millions.
-            flags = self.selected_mask()
-            flags[rows] = mode == "add"
-            rows = np.flatnonzero(flags).astype(np.int64)
+            rows = _combined(self.selection, rows, self.n_points, add=mode == "add")
             ref = ""
         self._set_selection(rows, source, ref)
 

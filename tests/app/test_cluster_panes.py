@@ -294,3 +294,17 @@ def test_false_neighbours_equal(plain: StoreResources, on_cluster: StoreResource
             true = plain.neighbors(row)[0]
             want = plain.false_neighbours(layout, row, true)
             np.testing.assert_array_equal(on_cluster.false_neighbours(layout, row, true), want)
+
+
+@pytest.mark.parametrize("n_points", [40, 100_000])  # flags, and merged sorted runs
+def test_add_and_subtract_selections(n_points: int) -> None:
+    rng = np.random.default_rng(1)
+    state = ExplorerState(n_points=n_points)
+    want = np.zeros(n_points, bool)
+    for mode in ("replace", "add", "subtract", "add", "add", "subtract"):
+        rows = np.unique(rng.integers(0, n_points, 30))
+        state.select(rows, mode=mode)
+        if mode == "replace":
+            want[:] = False
+        want[rows] = mode != "subtract"
+        np.testing.assert_array_equal(state.selection, np.flatnonzero(want))
