@@ -133,6 +133,7 @@ class ClusterPoints(ClusterFind):
         self._masks = MaskCache(MASKS_KEPT)
         # id of an array sent to the workers -> (the array, what was sent)
         self._known = OrderedDict()
+        self._extents = {}
 
     # -- start: columns, partitions, bounds ----------------------------------------------
     def _survey(self, columns: Mapping[str, ColumnInfo]) -> tasks.PartitionColumns:

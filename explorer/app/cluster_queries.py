@@ -119,6 +119,13 @@ def rows_in_range(
     return out
 
 
+def value_extent(part: pd.DataFrame, key: str) -> tuple[float, float, int]:
+    """(min, max, count) of the partition's finite values (0, 0, 0 when none)."""
+    v = part[key].to_numpy()
+    v = v[np.isfinite(v)]
+    return (float(v.min()), float(v.max()), int(v.size)) if v.size else (0.0, 0.0, 0)
+
+
 def value_sums(part: pd.DataFrame, key: str, threshold: float) -> tuple[float, int, int]:
     """(sum, count) of the partition's finite values, and how many are below ``threshold``."""
     v = part[key].to_numpy()

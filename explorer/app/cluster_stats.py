@@ -31,6 +31,8 @@ _RADIX_BITS = (11, 11, 10)  # an exact order statistic of float32 values in thre
 class ClusterStats(ClusterMasks):
     """Colours, counts, medians, score statistics and exports, computed on the workers."""
 
+    _extents: dict[str, tuple[float, float, int]]
+
     # -- colour ------------------------------------------------------------------------------
     def category_counts(self, column: str) -> NDArray[np.int64]:
         """Points per label of a categorical column over all points (counted once)."""
@@ -198,8 +200,28 @@ class ClusterStats(ClusterMasks):
 
     def value_range(self, name: str) -> tuple[float, float]:
         """(min, max) of the finite values of ``name``; (0, 0) when none."""
-        ((count, values),) = self.order_statistics([name], None, lambda n: [0, n - 1])
-        return (values[0], values[-1]) if count else (0.0, 0.0)
+        lo, hi, count = self._extent(name)
+        return (lo, hi) if count else (0.0, 0.0)
+
+    def _extent(self, name: str) -> tuple[float, float, int]:
+        """(min, max, count) of the finite values of ``name``, in one round (kept: the
+        values never change while the server runs)."""
+        from dask.delayed import delayed
+
+        with self._lock:
+            hit = self._extents.get(name)
+        if hit is not None:
+            return hit
+        key = self.summaries[name].key
+        found = self._run([delayed(queries.value_extent)(p, key) for p in self._stat_parts()])
+        found = [f for f in found if f[2]]
+        extent = (
+            (min(f[0] for f in found), max(f[1] for f in found), sum(f[2] for f in found))
+            if found else (0.0, 0.0, 0)
+        )  # fmt: skip
+        with self._lock:
+            self._extents[name] = extent
+        return extent
 
     # -- scores and numeric columns: what the analytic panes show ---------------------------
     def histogram(
@@ -273,7 +295,7 @@ class ClusterStats(ClusterMasks):
 
     def finite_count(self, name: str) -> int:
         """How many points have a finite value of ``name``."""
-        return self.value_sums(name, float("-inf"))[1]
+        return self._extent(name)[2]
 
     def point_rows(self, rows: NDArray[np.int64]) -> list[dict[str, Any]]:
         """The point table's ``rows`` (sorted unique) with their scores, read by a worker
