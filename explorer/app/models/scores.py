@@ -73,6 +73,9 @@ class ScoreModel:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._hists: BoundedCache[Histogram] = BoundedCache(8)
+        # Answers over all points, kept: the scores never change while the server runs,
+        # and on a cluster each is a pass over every partition.
+        self._whole_set: BoundedCache[Any] = BoundedCache(64)
         self._whole: SelectionMagnitude | None = None
         self.cluster: ClusterPoints | None = None
 
@@ -110,6 +113,8 @@ class ScoreModel:
     def selected_counts(self, name: str, rows: NDArray[np.int64]) -> NDArray[np.int64]:
         """(N_BINS,) histogram counts of the rows ``rows``."""
         hist = self.histogram(name)
+        if rows.size == 0:  # nothing selected: no pass over anything
+            return np.zeros(N_BINS, np.int64)
         if self.cluster is not None or hist.bins is None:
             assert self.cluster is not None
             return self.cluster.histogram(name, rows, hist.edges)
@@ -120,8 +125,13 @@ class ScoreModel:
     def top(self, name: str, count: int) -> NDArray[np.int64]:
         """The ``count`` rows with the highest score, highest first (ties: lower row
         first; NaN never)."""
-        if self.cluster is not None:
-            return self.cluster.top(name, count)
+        cluster = self.cluster
+        if cluster is not None:
+            found: NDArray[np.int64] = self._whole_set.get(
+                ("top", name, count), lambda: cluster.top(name, count)
+            )
+            found.setflags(write=False)  # shared by every session
+            return found
         return top_rows(self.values(name), count)
 
     def values_at(self, name: str, rows: NDArray[np.int64]) -> NDArray[np.float32]:
@@ -133,10 +143,14 @@ class ScoreModel:
 
     def quantile(self, name: str, q: float) -> float:
         """``np.quantile`` of the score's finite values at ``q`` (NaN when there are none)."""
-        if self.cluster is not None:
-            if self.cluster.finite_count(name) == 0:
+        cluster = self.cluster
+        if cluster is not None:
+            if cluster.finite_count(name) == 0:
                 return float("nan")
-            return self.cluster.percentiles(name, (100 * q,))[0]
+            value: float = self._whole_set.get(
+                ("quantile", name, q), lambda: cluster.percentiles(name, (100 * q,))[0]
+            )
+            return value
         v = self.values(name)
         finite = v[np.isfinite(v)]
         # q as an array: interpolated in float64, as the cluster's percentiles are
@@ -144,8 +158,11 @@ class ScoreModel:
 
     def share_below(self, name: str, threshold: float) -> tuple[float, float] | None:
         """(mean, share of points under ``threshold``) of the finite values; None if none."""
-        if self.cluster is not None:
-            total, count, below = self.cluster.value_sums(name, threshold)
+        cluster = self.cluster
+        if cluster is not None:
+            total, count, below = self._whole_set.get(
+                ("sums", name, threshold), lambda: cluster.value_sums(name, threshold)
+            )
         else:
             v = self.values(name)
             v = v[np.isfinite(v)]
