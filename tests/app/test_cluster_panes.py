@@ -252,6 +252,7 @@ def test_web_process_holds_no_per_point_array(guarded: StoreResources) -> None:
     row = int(app.state.selection[0])
     app.state.hovered = row
     guarded.record(row)
+    guarded.false_neighbours("umap", row, guarded.neighbors(row)[0])  # the guard would raise
     app.pane("find").search("3")
     app.pane("find").filter_where("confidence < 0.7")
     assert isinstance(app.state.mask, ClusterMask)
