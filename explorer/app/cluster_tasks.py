@@ -117,6 +117,9 @@ def from_part(
             data[key] = np.asarray(store.error_values()[rows], np.float64)
             continue
         source = sources.get(key)
+        if source is None and kind == "score":  # a score the parts lack: the store's
+            data[key] = np.asarray(store.score(name)[rows], np.float32)
+            continue
         if source is None:  # not in the parts: the store's own column, at these rows
             col = whole_column(spec.path, name).take(pa.array(rows))
             if kind == "categorical":

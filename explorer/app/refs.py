@@ -20,7 +20,6 @@ from numpy.typing import NDArray
 
 from explorer.app.state import ExplorerState
 from explorer.errors import StoreError
-from explorer.store.search import search_rows
 
 if TYPE_CHECKING:  # resources import this module (for SQL filters): only a type here
     from explorer.app.resources import StoreResources
@@ -89,15 +88,11 @@ def rows_of(res: StoreResources, ref: Ref) -> NDArray[np.int64]:
         if column not in res.store.scores and column not in res.names_of("numeric"):
             msg = f"cannot select a range of {column!r}: no such score or numeric column"
             raise StoreError(msg)
-        values = res.values(column)
-        return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+        return res.rows_in_range(column, lo, hi)
     if ref.kind == "slice":
         return res.slices.members(ref.value)
     if ref.kind in ("search", "regex"):
-        columns = [c.name for c in res.columns.values() if c.kind in ("text", "categorical")]
-        found = search_rows(res.table, ref.value, columns=columns, regex=ref.kind == "regex",
-                            id_column=res.id_column, buffers=res.search_buffer)  # fmt: skip
-        return found.rows
+        return res.search(ref.value, regex=ref.kind == "regex")
     if ref.kind == "where":
         return where_rows(res, ref.value)
     return res.store.selection(ref.value)
@@ -105,6 +100,8 @@ def rows_of(res: StoreResources, ref: Ref) -> NDArray[np.int64]:
 
 def where_rows(res: StoreResources, clause: str) -> NDArray[np.int64]:
     """Rows where the SQL condition ``clause`` holds (DuckDB, read-only, one WHERE)."""
+    if res.cluster is not None:  # DuckDB on the workers, over their partitions' rows
+        return res.cluster.where_rows(clause)
     # DuckDB loads on the first query, not with the app (it is not needed to start).
     from explorer.store.query import point_query
 

@@ -13,6 +13,7 @@ path caches sorted copies by identity), so never modify them: build new ones.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +33,7 @@ from explorer.app.columns import (
     first_rows,
     numeric_values,
 )
-from explorer.app.masks import WHERE_FILTER, FilterMasks
+from explorer.app.masks import WHERE_FILTER, FilterMasks, Mask, RemoteMask
 from explorer.app.models.hierarchy import HierarchyModel
 from explorer.app.models.scores import ScoreModel, finite_median
 from explorer.app.models.slices import SliceModel
@@ -44,7 +45,7 @@ from explorer.render.hittest import points_in_box, points_in_polygon
 from explorer.render.raster import NumericColor, PointIndex, nearest_point
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
-from explorer.store.search import TextBuffer, text_buffer
+from explorer.store.search import TextBuffer, search_rows, text_buffer
 
 if TYPE_CHECKING:
     from explorer.app.cluster import ClusterPoints
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
 SCORE_LABELS = {"trust": "layout trust", "lid": "local ID", "outlier": "outlier score"}
+POINTS_KEPT = 256  # rows' values kept from the workers (hover cards, galleries)
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
 
@@ -79,10 +81,14 @@ class StoreResources:
         # With ``explorer serve --dask``: the points live on the cluster (explorer.app.cluster)
         # and frames, hit-tests, filters, selection statistics and exports run there.
         self.cluster: ClusterPoints | None = None
+        self._points: OrderedDict[int, dict[str, Any]] = OrderedDict()
 
     def attach_cluster(self, cluster: ClusterPoints) -> None:
-        """Answer from ``cluster`` from now on (``explorer serve --dask``)."""
+        """Answer from ``cluster`` from now on (``explorer serve --dask``): the web process
+        then reads no column, score or point table (only single rows, from the workers)."""
         self.cluster = cluster
+        self.scores.attach_cluster(cluster)
+        self.hierarchy.attach_cluster(cluster)
 
     def _cached(self, kind: str, key: str, make: Callable[[], T]) -> T:
         # One lock per item: two sessions never build the same thing twice, and building
@@ -133,6 +139,26 @@ class StoreResources:
         return self._cached(
             "search", column, lambda: text_buffer(self.table.column(column), column)
         )
+
+    def search(self, text: str, *, regex: bool = False) -> NDArray[np.int64]:
+        """Sorted rows whose text or categorical columns contain ``text`` (ignoring case;
+        ``regex``: an RE2 pattern), or whose id is ``text``: ``search_rows`` here, or on
+        a cluster per partition on the workers."""
+        columns = [c.name for c in self.columns.values() if c.kind in ("text", "categorical")]
+        if self.cluster is not None:
+            return self.cluster.search(text, columns=columns, regex=regex,
+                                       id_column=self.id_column)  # fmt: skip
+        found = search_rows(self.table, text, columns=columns, regex=regex,
+                            id_column=self.id_column, buffers=self.search_buffer)  # fmt: skip
+        return found.rows
+
+    def rows_of_ids(self, ids: list[Any]) -> NDArray[np.int64]:
+        """The row of each id (in the id column) in ``ids``' order, -1 when absent; on a
+        cluster looked up by the workers."""
+        if self.cluster is not None:
+            return self.cluster.rows_of_ids(self.id_column, ids)
+        index = pd.Index(self.column(self.id_column))
+        return np.asarray(index.get_indexer(pd.Index(np.asarray(ids, dtype=object))), np.int64)
 
     @property
     def columns(self) -> dict[str, ColumnInfo]:
@@ -263,6 +289,19 @@ class StoreResources:
 
         return self._cached("range", name, make)
 
+    def rows_in_range(self, name: str, lo: float, hi: float) -> NDArray[np.int64]:
+        """Sorted rows whose numeric column or score ``name`` lies in ``[lo, hi]``."""
+        if self.cluster is not None:
+            return self.cluster.rows_in_range(name, lo, hi)
+        values = self.values(name)
+        return np.flatnonzero((values >= lo) & (values <= hi)).astype(np.int64)
+
+    def rows_below(self, name: str, threshold: float) -> NDArray[np.int64]:
+        """Sorted rows whose numeric column or score ``name`` is under ``threshold``."""
+        if self.cluster is not None:
+            return self.cluster.rows_in_range(name, -np.inf, threshold, below=True)
+        return np.flatnonzero(self.values(name) < threshold).astype(np.int64)
+
     def _check_kind(self, column: str, kind: str) -> None:
         info = self.columns.get(column)
         if info is None or info.kind != kind:
@@ -344,11 +383,12 @@ class StoreResources:
             lambda: categorical_coloring(*self.codes(name), self.category_counts(name)),
         )
 
-    def mask(self, filters: Mapping[str, Any]) -> NDArray[np.bool_] | None:
-        """(n,) bool of the points ``filters`` keep, or None for no filter.
+    def mask(self, filters: Mapping[str, Any]) -> Mask | None:
+        """(n,) bool of the points ``filters`` keep, or None for no filter; on a cluster a
+        ``ClusterMask`` (the flags stay on the workers: ``explorer.app.masks``).
 
-        The same filters give the same (read-only) array object, so renders reuse their
-        sorted copies of it.
+        The same filters give the same (read-only) object, so renders reuse their sorted
+        copies of it.
         """
         if self.cluster is not None:
             return self.cluster.mask(filters, lambda clause: where_rows(self, clause))
@@ -364,31 +404,34 @@ class StoreResources:
 
     def points_in_box(
         self, layout: str, box: tuple[float, float, float, float],
-        mask: NDArray[np.bool_] | None = None,
+        mask: Mask | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # fmt: skip
         """Sorted rows inside ``box`` ``(x0, x1, y0, y1)`` and their (k, 2) positions."""
         if self.cluster is not None:
             return self.cluster.box(layout, *box, mask=mask)
+        assert not isinstance(mask, RemoteMask)
         index = self.index(layout)
         rows = points_in_box(index, *box, mask=mask)
         return rows, np.asarray(index.coords[rows], np.float32).reshape(-1, 2)
 
     def points_in_lasso(
         self, layout: str, px: NDArray[np.float64], py: NDArray[np.float64],
-        mask: NDArray[np.bool_] | None = None,
+        mask: Mask | None = None,
     ) -> NDArray[np.int64]:  # fmt: skip
         """Sorted rows inside the polygon ``(px, py)`` (even-odd rule)."""
         if self.cluster is not None:
             return self.cluster.lasso(layout, px, py, mask=mask)
+        assert not isinstance(mask, RemoteMask)
         return points_in_polygon(self.index(layout), px, py, mask=mask)
 
     def nearest(
         self, layout: str, x: float, y: float, radius: float,
-        mask: NDArray[np.bool_] | None = None,
+        mask: Mask | None = None,
     ) -> int | None:  # fmt: skip
         """The row nearest ``(x, y)`` within ``radius`` data units (ties: smallest), or None."""
         if self.cluster is not None:
             return self.cluster.nearest(layout, x, y, radius, mask=mask)
+        assert not isinstance(mask, RemoteMask)
         return nearest_point(self.index(layout), x, y, radius, mask=mask)
 
     def _filter_mask(self, column: str, value: Any) -> NDArray[np.bool_]:
@@ -425,6 +468,19 @@ class StoreResources:
         keep = np.asarray(idx[row]) != row
         return np.asarray(idx[row], np.int64)[keep], np.asarray(dist[row], np.float32)[keep]
 
+    def false_neighbours(self, layout: str, row: int, true: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Among ``row``'s ``len(true)`` nearest points on the map, those not in ``true``
+        (its nearest in the data), nearest first. In process ``mapmarks.false_neighbours``
+        over the coordinates; on a cluster the nearest come from the workers."""
+        if self.cluster is None:
+            from explorer.app.mapmarks import false_neighbours
+
+            return false_neighbours(self.coords(layout), row, true)
+        if true.size == 0:
+            return np.zeros(0, np.int64)
+        near = self.cluster.nearest_rows(layout, row, int(true.size))
+        return near[~np.isin(near, true)].astype(np.int64)
+
     def neighbourhood(self, row: int) -> NDArray[np.int64]:
         """Point ``row`` and its high-dimensional neighbours: "points like this one"."""
         idx, _ = self.neighbors(row)
@@ -449,11 +505,52 @@ class StoreResources:
                 return info.name
         return None
 
+    def point(self, row: int) -> dict[str, Any]:
+        """Point ``row``'s point-table values and scores (Python values), by name.
+
+        In process a slice of the loaded table; on a cluster read by a worker (the row
+        group that holds it) and kept among the last ``POINTS_KEPT`` rows asked for.
+        """
+        if self.cluster is None:
+            out: dict[str, Any] = self.table.slice(row, 1).to_pylist()[0]
+            for name in self.store.scores:
+                out[name] = float(self.values(name)[row])
+            return out
+        with self._lock:
+            hit = self._points.get(row)
+            if hit is not None:
+                self._points.move_to_end(row)
+                return hit
+        self.fetch_points(np.array([row], np.int64))
+        with self._lock:
+            return self._points[row]
+
+    def fetch_points(self, rows: NDArray[np.int64]) -> None:
+        """On a cluster: read ``rows``' values in one trip (a gallery's), for ``point``."""
+        if self.cluster is None:
+            return
+        with self._lock:
+            wanted = np.unique(np.asarray(rows, np.int64)[:POINTS_KEPT])
+            wanted = np.array([r for r in wanted.tolist() if r not in self._points], np.int64)
+        if wanted.size == 0:
+            return
+        found = self.cluster.point_rows(wanted)
+        with self._lock:
+            for r, values in zip(wanted.tolist(), found, strict=True):
+                self._points[r] = values
+            while len(self._points) > POINTS_KEPT:
+                self._points.popitem(last=False)
+
+    def _value(self, row: int, column: str) -> Any:
+        if self.cluster is not None:
+            return self.point(row)[column]
+        return self.table.column(column)[row].as_py()
+
     def heading(self, row: int) -> str:
         """What a point is called: its title when the store has one, else its id."""
         column = self.title_column
         if column is not None:
-            value = display_value(self.table.column(column)[row].as_py())
+            value = display_value(self._value(row, column))
             if value:
                 return value if len(value) <= 120 else value[:119] + "…"
         return self.label_of(row)
@@ -464,14 +561,14 @@ class StoreResources:
         Image paths, the title (the card's heading) and the text (shown above the table)
         are left out, so nothing is said twice.
         """
-        values = self.table.slice(row, 1).to_pylist()[0]
+        values = self.point(row)
         out = {self.id_column: display_value(values[self.id_column])}
         skip = {self.title_column, self.text_column}
         for info in self.columns.values():
             if info.kind not in ("id", "image") and info.name not in skip:
                 out[info.name] = display_value(values[info.name])
         for name in self.store.scores:
-            value = float(self.values(name)[row])
+            value = float(values[name])
             kind, _, layout = name.partition(":")
             label = SCORE_LABELS.get(kind, kind) + (f" ({layout})" if layout else "")
             out[label] = (
@@ -484,12 +581,12 @@ class StoreResources:
         column = self.text_column
         if column is None:
             return None
-        text = display_value(self.table.column(column)[row].as_py())
+        text = display_value(self._value(row, column))
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def label_of(self, row: int) -> str:
         """Point ``row``'s id as text."""
-        return display_value(self.table.column(self.id_column)[row].as_py())
+        return display_value(self._value(row, self.id_column))
 
     def subset(
         self, rows: NDArray[np.int64], *, layouts: tuple[str, ...] = (), vectors: bool = False

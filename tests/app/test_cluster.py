@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from bokeh.events import MouseMove
 
-from explorer.app.cluster import ClusterError, ClusterPoints, connect
+from explorer.app.cluster import ClusterError, ClusterMask, ClusterPoints, connect
 from explorer.app.frames import FrameRequest, draw_frame
 from explorer.app.resources import StoreResources
 from explorer.app.shell import build_app
@@ -115,8 +115,9 @@ def test_masks_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
     ):
         np.testing.assert_array_equal(on_cluster.mask(filters), plain.mask(filters))
     mask = _mask(on_cluster)
-    assert mask is _mask(on_cluster)  # the same filters: the same (cached) array
-    assert not mask.flags.writeable
+    assert mask is _mask(on_cluster)  # the same filters: the same (cached) object
+    assert isinstance(mask, ClusterMask)  # its flags stay on the workers
+    assert mask.count == int(np.count_nonzero(_mask(plain)))
     with pytest.raises(ConfigError, match="no such column"):
         on_cluster.mask({"nope": ["x"]})
 

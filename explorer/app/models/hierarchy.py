@@ -9,15 +9,19 @@ cumulative sum over the selection's flags in that order: O(n) for every node at 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from explorer.app.masks import Mask, RemoteMask
 from explorer.app.models.cache import BoundedCache
 from explorer.render.treemap import children_index
 from explorer.store.reader import Store
+
+if TYPE_CHECKING:
+    from explorer.app.cluster import ClusterPoints
 
 # What the treemap can colour cells by: label, node-table column, kind of colour scale.
 COLOR_CHOICES: dict[str, tuple[str, str]] = {
@@ -38,6 +42,13 @@ class HierarchyModel:
         self._centres: BoundedCache[NDArray[np.float64]] = BoundedCache(8)
         self._masks: BoundedCache[tuple[NDArray[np.bool_], NDArray[np.int64]]] = BoundedCache(8)
         self._last_counts: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        self._remote: BoundedCache[NDArray[np.int64]] = BoundedCache(8)
+        self.cluster: ClusterPoints | None = None
+
+    def attach_cluster(self, cluster: ClusterPoints) -> None:
+        """Count members and place centres on ``cluster`` (``explorer serve --dask``): the
+        per-point leaf, order and positions are then read only by the workers."""
+        self.cluster = cluster
 
     @property
     def available(self) -> bool:
@@ -126,13 +137,23 @@ class HierarchyModel:
         last = self._last_counts
         if last is not None and last[0] is rows:
             return last[1]
-        counts = np.bincount(self._leaf[rows], minlength=self.n_nodes).astype(np.int64)
+        if self.cluster is not None:
+            leaves = self.cluster.leaf_stats(self.n_nodes, rows=rows)[0].astype(np.int64)
+        else:
+            leaves = np.bincount(self._leaf[rows], minlength=self.n_nodes).astype(np.int64)
+        counts = self._up_tree(leaves)
+        self._last_counts = (rows, counts)
+        return counts
+
+    def _up_tree(self, at_leaves: NDArray[Any]) -> NDArray[Any]:
+        """Per-node totals from per-leaf ones (the last axis is the node), added up the
+        tree one level at a time."""
+        out = np.array(at_leaves, copy=True)
         parent, depth = self.nodes["parent"].to_numpy(np.int64), self.depth
         for level in range(int(depth.max(initial=0)), 0, -1):
             at = np.flatnonzero(depth == level)
-            np.add.at(counts, parent[at], counts[at])
-        self._last_counts = (rows, counts)
-        return counts
+            np.add.at(out.T, parent[at], out.T[at])
+        return out
 
     @functools.cached_property
     def _leaf(self) -> NDArray[np.int64]:
@@ -146,9 +167,17 @@ class HierarchyModel:
         return reps[reps >= 0][:count]
 
     def centres(self, coords: NDArray[np.floating], key: str) -> NDArray[np.float64]:
-        """(n_nodes, 2) mean position of each node's points in a layout (NaN when none)."""
+        """(n_nodes, 2) mean position of each node's points in a layout (NaN when none).
+
+        ``key`` names the layout (the cache key); on a cluster the positions are summed
+        there, per leaf, and ``coords`` is not read.
+        """
 
         def make() -> NDArray[np.float64]:
+            if self.cluster is not None:
+                stats = self._up_tree(self.cluster.leaf_stats(self.n_nodes, layout=key))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    return np.stack([stats[2] / stats[1], stats[3] / stats[1]], axis=1)
             order, start, end = self._runs
             xy = np.asarray(coords, np.float64)[order]
             finite = np.isfinite(xy).all(axis=1)
@@ -175,9 +204,15 @@ class HierarchyModel:
         value = float(self.nodes["error_rate"].iloc[0])
         return value if np.isfinite(value) else None
 
-    def _shown_counts(self, shown: NDArray[np.bool_]) -> NDArray[np.int64]:
+    def _shown_counts(self, shown: Mask) -> NDArray[np.int64]:
         """Points per node among those ``shown`` (n,) bool keeps (filter masks are shared
-        read-only objects, so the answer is kept by identity)."""
+        read-only objects, so the answer is kept by identity; a ``RemoteMask`` by key)."""
+        if isinstance(shown, RemoteMask):
+            cluster = self.cluster
+            assert cluster is not None
+            return self._remote.get(
+                shown.key, lambda: self._up_tree(shown.leaf_counts(self.n_nodes))
+            )
         kept, counts = self._masks.get(
             id(shown), lambda: (shown, self.selected_counts(np.flatnonzero(shown)))
         )
@@ -192,7 +227,7 @@ class HierarchyModel:
         view: tuple[float, float, float, float],
         *,
         max_labels: int = 12,
-        shown: NDArray[np.bool_] | None = None,
+        shown: Mask | None = None,
     ) -> list[tuple[float, float, str]]:
         """Names to draw on the map: the finest level with at most ``max_labels`` nodes
         centred in ``view`` ``(x0, x1, y0, y1)``, as ``(x, y, name)``, largest first.

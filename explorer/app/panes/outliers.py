@@ -44,8 +44,7 @@ class OutliersPane(PaneBase):
         self.histogram = Histogram("outlier score", self.select_range)
         self.threshold = pn.widgets.FloatSlider(  # type: ignore[no-untyped-call]
             label="Select every point scoring at least", start=lo, end=hi,
-            value=float(np.quantile(self._scores.values(OUTLIER)[np.isfinite(
-                self._scores.values(OUTLIER))], 0.99)) if hist.counts.sum() else hi,
+            value=self._scores.quantile(OUTLIER, 0.99) if hist.counts.sum() else hi,
             step=(hi - lo) / 200 or 0.01, sizing_mode="stretch_width",
         )  # fmt: skip
         self.threshold.param.watch(self._on_threshold, "value_throttled")
@@ -70,12 +69,13 @@ class OutliersPane(PaneBase):
         self._on_selection()
 
     def _fill_gallery(self) -> None:
-        values = self._scores.values(OUTLIER)
+        values = self._scores.values_at(OUTLIER, self.top_rows)
+        self._res.fetch_points(self.top_rows)  # on a cluster: their text in one trip
         items = []
-        for row in self.top_rows:
+        for row, value in zip(self.top_rows, values, strict=True):
             r = int(row)
             text = self._res.text(r, 40) or self._res.label_of(r)
-            items.append((r, self._res.thumbnail(r), text, f"{values[r]:.3f}"))
+            items.append((r, self._res.thumbnail(r), text, f"{value:.3f}"))
         self.gallery.show(items)
 
     # -- user input → state ------------------------------------------------------------

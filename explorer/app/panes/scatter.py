@@ -160,7 +160,7 @@ class MapPane(PaneBase):
         name = f"trust:{self.layout}"
         if name not in self._res.store.scores:
             return None
-        return np.flatnonzero(self._res.values(name) < self.state.trust_threshold).astype(np.int64)
+        return self._res.rows_below(name, self.state.trust_threshold)
 
     def request(self) -> FrameRequest:
         """A snapshot of everything the next frame depends on."""

@@ -112,7 +112,9 @@ class SelectionPane(PaneBase):
         ]
         tables.append(markup.median_table(self.numeric_medians(), n))
         items = []
-        for r in self.sample_rows():
+        sample = self.sample_rows()
+        self._res.fetch_points(sample)  # on a cluster: their text in one trip
+        for r in sample:
             row = int(r)
             snippet = self._res.text(row, 60) or self._res.label_of(row)
             items.append((row, self._res.thumbnail(row), snippet, self._res.label_of(row)))

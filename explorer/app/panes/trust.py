@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import panel as pn
 import param
 
@@ -70,11 +69,7 @@ class TrustPane(PaneBase):
         """(mean trust, share of points below the threshold) of the current layout."""
         if not self._scores.has(self.score):
             return None
-        v = self._scores.values(self.score)
-        v = v[np.isfinite(v)]
-        if not v.size:
-            return None
-        return float(v.mean()), float(np.mean(v < self.state.trust_threshold))
+        return self._scores.share_below(self.score, self.state.trust_threshold)
 
     def select_range(self, lo: float, hi: float) -> int:
         """Select every point whose trust in the current layout lies in ``[lo, hi]``."""

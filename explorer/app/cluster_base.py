@@ -1,0 +1,146 @@
+"""What every part of ``ClusterPoints`` (``explorer.app.cluster``) stands on: the layouts'
+persisted partitions, the column summaries, and running tasks on the cluster with one-line
+errors and row ids sent to the workers once."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from explorer.app import cluster_frames as frames
+from explorer.app import cluster_tasks as tasks
+from explorer.app.cluster_tasks import RETRIES
+from explorer.errors import ConfigError, ExplorerError
+from explorer.render.index import PointIndex
+from explorer.store.reader import Store
+
+KNOWN_KEPT = 8  # row-id arrays kept sent to the workers (by identity), oldest dropped first
+
+
+class ClusterError(ExplorerError):
+    """The Dask cluster could not be reached, or lost work it could not redo."""
+
+
+def dask_dataframe() -> Any:
+    """``dask.dataframe``, imported when a cluster is used (its functions are untyped)."""
+    return importlib.import_module("dask.dataframe")
+
+
+@dataclass(frozen=True, eq=False)
+class LayoutParts:
+    """One layout on the cluster: its persisted partitions (in order) and their bounds.
+
+    ddf : the persisted ``dask.dataframe`` (x, y and the columns, index = row; known divisions).
+    parts : its partitions as Delayed, in order (for tasks per partition).
+    bounds : (p, 4) float64 ``[xmin, xmax, ymin, ymax]`` of each partition's finite points.
+    cells : an index over cell counts only (grid, side, offsets) for ``candidates``/extent.
+    """
+
+    parts: list[Any]
+    bounds: NDArray[np.float64]
+    cells: PointIndex
+    ddf: Any
+
+    def touching(self, x0: float, x1: float, y0: float, y1: float) -> list[int]:
+        """Partitions whose bounds meet ``[x0, x1] × [y0, y1]``."""
+        b = self.bounds
+        hit = (b[:, 0] <= x1) & (b[:, 1] >= x0) & (b[:, 2] <= y1) & (b[:, 3] >= y0)
+        return [int(i) for i in np.flatnonzero(hit)]
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """What the web process knows of one column: kind, labels and counts, or range."""
+
+    key: str
+    kind: Literal["categorical", "numeric"]
+    labels: tuple[str, ...] = ()
+    counts: NDArray[np.int64] | None = None
+
+
+class ClusterBase:
+    """The state every part of ``ClusterPoints`` shares (set by its ``__init__``)."""
+
+    store: Store
+    client: Any
+    n_points: int
+    engine: frames.AggregateEngine
+    layouts: dict[str, LayoutParts]
+    summaries: dict[str, ColumnSummary]
+    _path: str
+    _columns: tasks.PartitionColumns
+    _ranges: NDArray[np.int64]
+    _lock: threading.Lock
+    # id of an array sent to the workers -> (the array, what was sent)
+    _known: OrderedDict[int, tuple[Any, Any]]
+
+    def _layout(self, layout: str) -> LayoutParts:
+        if layout not in self.layouts:
+            msg = f"no layout {layout!r} on the cluster (this store has {sorted(self.layouts)})"
+            raise ConfigError(msg)
+        return self.layouts[layout]
+
+    def _stat_parts(self) -> list[Any]:
+        """The partitions statistics run over (any layout's: each holds every row once)."""
+        return next(iter(self.layouts.values())).parts
+
+    def _run(self, jobs: Sequence[Any]) -> list[Any]:
+        """Compute ``jobs`` on the cluster; a lost worker is retried, then a one-line error."""
+        try:
+            return list(self.client.compute(list(jobs), sync=True, retries=RETRIES))
+        except ExplorerError:
+            raise
+        except Exception as exc:  # a killed worker, a lost connection: one line for the map
+            self._forget()
+            raise ClusterError(cluster_message(exc)) from exc
+
+    def _forget(self) -> None:
+        """Drop what was scattered to the workers (a selection sent once): after a failure
+        it may be gone with its worker, so the next call sends it again."""
+        with self._lock:
+            self._known.clear()
+
+    def _remember(self, array: Any, value: Any) -> None:
+        with self._lock:
+            self._known[id(array)] = (array, value)
+            while len(self._known) > KNOWN_KEPT:
+                self._known.popitem(last=False)
+
+    def _rows_future(self, rows: NDArray[np.int64] | None) -> Any:
+        """Sorted unique row ids on the cluster, sent once per array (by identity)."""
+        if rows is None:
+            return None
+        with self._lock:
+            hit = self._known.get(id(rows))
+            if hit is not None and hit[0] is rows:
+                return hit[1]
+        sent = self.client.scatter(np.unique(np.asarray(rows, np.int64)), broadcast=True)
+        self._remember(rows, sent)
+        return sent
+
+
+def cluster_message(exc: BaseException) -> str:
+    """One line for a failed cluster call."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if len(text) > 160:
+        text = text[:159] + "…"
+    return f"the Dask cluster failed ({type(exc).__name__}: {text}); the next view retries"
+
+
+def sorted_rows(
+    found: list[tuple[NDArray[np.int64], NDArray[np.float32]]],
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Rows from several partitions (each with its (k, 2) positions), in row order."""
+    if not found:
+        return np.zeros(0, np.int64), np.zeros((0, 2), np.float32)
+    rows = np.concatenate([r for r, _ in found])
+    xy = np.concatenate([p for _, p in found]).reshape(-1, 2)
+    order = np.argsort(rows, kind="stable")
+    return rows[order].astype(np.int64), xy[order]
