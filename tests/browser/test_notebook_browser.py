@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import Page
 
 from explorer.store.reader import Store
-from tests.browser.conftest import artifact, free_port, wait_until
+from tests.browser.conftest import artifact, drag_box, figure_box, free_port, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -54,13 +54,6 @@ DATA_XY = """([id, sx, sy]) => {
     const v = Bokeh.index.query_one((w) => w.model.id == id);
     const r = v.canvas_view.el.getBoundingClientRect();
     return [v.frame.x_scale.invert(sx - r.left), v.frame.y_scale.invert(sy - r.top)];
-}"""
-
-FRAME_BOX = """(id) => {
-    const v = Bokeh.index.query_one((w) => w.model.id == id);
-    const r = v.canvas_view.el.getBoundingClientRect();
-    const b = v.frame.bbox;
-    return [r.left + b.left, r.top + b.top, b.width, b.height];
 }"""
 
 
@@ -194,14 +187,6 @@ def frame_reaches_the_page(page: Page, figure_id: str) -> None:
     wait_until(lambda: shown_frame(page, figure_id) == kernel(page, latest), page, 10)
 
 
-def drag_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
-    page.locator(".bk-tool-icon-box-select").first.click()
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
-    page.mouse.up()
-
-
 def rows_in(coords: np.ndarray, box: tuple[float, float, float, float]) -> set[int]:
     x0, x1, y0, y1 = box
     inside = (coords[:, 0] >= x0) & (coords[:, 0] <= x1)
@@ -245,7 +230,7 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
     wait_until(lambda: kernel(page, "app.map.frames_drawn") >= 2, page, 30)
     page.wait_for_timeout(300)
 
-    left, top, width, height = page.evaluate(FRAME_BOX, figure_id)
+    left, top, width, height = figure_box(page, figure_id)
     sx0, sy0 = left + 0.1 * width, top + 0.1 * height
     sx1, sy1 = left + 0.65 * width, top + 0.75 * height
     drag_box(page, sx0, sy0, sx1, sy1)
