@@ -92,7 +92,8 @@ class _InlineCss(dict[str, ImportedStyleSheet]):
     the CDN or on a server's static route) maps to that file's one inline copy."""
 
     def __init__(self, known: dict[str, ImportedStyleSheet]) -> None:
-        super().__init__(known)
+        # What the document cached before (named on a CDN) is resolved again, inline.
+        super().__init__({url: s for url, s in known.items() if dist_file(url) is None})
         self._by_file: dict[Path, ImportedStyleSheet] = {}
 
     def __bool__(self) -> bool:  # Panel skips an empty cache (``if cache and ...``)
@@ -112,6 +113,7 @@ class _InlineCss(dict[str, ImportedStyleSheet]):
         return sheet
 
 
+@cache  # a few dozen URLs, asked on every update of every component
 def dist_file(url: str) -> Path | None:
     """The stylesheet of Panel's ``dist`` folder that ``url`` names (on the CDN, or on a
     server's ``static/extensions/panel/`` route, with or without a query), if it is one."""

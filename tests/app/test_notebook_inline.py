@@ -66,3 +66,21 @@ def test_data_url_embeds_pictures_and_leaves_other_references() -> None:
     css = base64.b64decode(data_url(awesome).split(",", 1)[1]).decode()
     assert "data:font/woff2;base64," in css
     assert "fa-solid-900.eot" in css  # older formats stay relative: nothing is requested
+
+
+def test_a_served_document_keeps_panels_own_cache() -> None:
+    from panel.io.state import state
+
+    from explorer.app.notebook import inline_stylesheets
+
+    inline_stylesheets()
+    inline_stylesheets()  # idempotent
+    url = f"{panel_resources.CDN_DIST}css/loading.css"
+    notebook, served = Document(), Document()
+    session = object()  # a server session holds ``served`` (Bokeh keeps a weak reference)
+    served._session_context = lambda: session  # type: ignore[assignment]
+    assert url in state._stylesheets[notebook]  # answered inline, on demand
+    assert state._stylesheets[notebook][url].url.startswith("data:text/css;base64,")
+    assert served not in state._stylesheets  # Panel's own (plain) cache, made as it goes
+    state._stylesheets[served] = {}
+    assert url not in state._stylesheets[served]
