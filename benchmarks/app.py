@@ -29,7 +29,6 @@ cut (a fresh process's first visit) and cut (a revisit).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import resource
@@ -143,8 +142,8 @@ def write_store(path: Path, n: int, seed: int) -> None:
 def _write_stages_and_manifest(
     writer: Any, n: int, xy: np.ndarray, points: pd.DataFrame, text: str | None = None
 ) -> None:
-    from explorer import __version__
-    from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, LAYOUT_FILE
+    from explorer.store.format import LAYOUT_FILE
+    from explorer.store.manifest import layout_entry, store_manifest
 
     # The store contract wants validate's vectors: the 2-D points stand in for them.
     validate = {"vectors": xy, "duplicate_of": np.full(n, -1, np.int64)}
@@ -154,22 +153,15 @@ def _write_stages_and_manifest(
         ),
         "umap": writer.write_stage("umap", "bench", arrays={LAYOUT_FILE: xy}),
     }
-    roles = {"id": "id", "label": "label", "prediction": None, "loss": None}
     writer.write_manifest(
-        {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "explorer_version": __version__,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "n_points": n,
-            "dim": 2,
-            "source": {"path": "benchmarks/app.py (synthetic)"},
-            "roles": {**roles, "image": None, "text": text},
-            "config": {},
-            "stages": records,
-            "layouts": {"umap": {"stage": "umap", "file": LAYOUT_FILE}},
-            "scores": {},
-        }
+        store_manifest(
+            n_points=n,
+            dim=2,
+            source={"path": "benchmarks/app.py (synthetic)"},
+            roles={"id": "id", "label": "label", "text": text},
+            stages=records,
+            layouts={"umap": layout_entry("umap")},
+        )
     )
 
 

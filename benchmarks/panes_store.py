@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.store.format import MANIFEST
+from explorer.store.manifest import store_manifest
 from explorer.store.writer import StoreWriter
 
 MAX_DEPTH = 8
@@ -228,6 +229,8 @@ def add_pane_stages(path: Path, seed: int) -> None:
         "slices": {"arrays": slice_arrays, "tables": {"slices": table},
                    "summary": {"n_slices": len(table), "has_errors": True}},
     }  # fmt: skip
+    provides = {"intrinsic": {"lid": "lid"}, "outliers": {"outlier": "outlier"},
+                "trust": {"trust:umap": "umap"}}  # fmt: skip
     with StoreWriter(path) as writer:
         for name, parts in stages.items():
             manifest["stages"][name] = writer.write_stage(
@@ -235,16 +238,13 @@ def add_pane_stages(path: Path, seed: int) -> None:
                 "bench",
                 arrays=parts.get("arrays"),
                 tables=parts.get("tables"),
-                record={"summary": parts["summary"]},
+                record={"summary": parts["summary"],
+                        "provides": {"scores": provides.get(name, {})}},
+            )  # fmt: skip
+        writer.write_manifest(
+            store_manifest(
+                n_points=n, dim=2, source=manifest["source"],
+                roles={**manifest["roles"], "prediction": "prediction"},
+                stages=manifest["stages"], layouts=manifest["layouts"],
             )
-        _finish_manifest(writer, manifest)
-
-
-def _finish_manifest(writer: StoreWriter, manifest: dict[str, Any]) -> None:
-    manifest["roles"]["prediction"] = "prediction"
-    manifest["scores"] = {
-        "lid": {"stage": "intrinsic", "file": "lid"},
-        "outlier": {"stage": "outliers", "file": "outlier"},
-        "trust:umap": {"stage": "trust", "file": "umap"},
-    }
-    writer.write_manifest(manifest)
+        )  # fmt: skip

@@ -22,11 +22,11 @@ def open_store(path: str) -> Store:
     return Store(path)
 
 
-def show(path: str, **kwargs: Any) -> Any:
+def show(path: str) -> Any:
     """Return the explorer app over the store at ``path``, for display in a notebook."""
-    from explorer.app.shell import show as _show
+    from explorer.app.notebook import show as _show
 
-    return _show(path, **kwargs)
+    return _show(path)
 
 
 __all__ = ["__version__", "open_store", "show"]

@@ -89,3 +89,25 @@ def digits_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = folder / "digits.store"
     build_store(spec, out, TINY_CONFIG, show_progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def h5ad_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dataset as AnnData (X = vectors, obs = metadata with a missing value, cell
+    names as ids), built once."""
+    anndata = pytest.importorskip("anndata")
+    import pandas as pd
+
+    from explorer.pipeline.runner import build_store
+
+    vectors, meta = tiny_data()
+    obs = meta[["label", "prediction", "size", "note"]].copy()
+    obs["batch"] = pd.Series(["b1", "b2"] * 300, dtype=object).where(meta.index != 7, None)
+    obs.index = pd.Index([f"cell{i:03d}" for i in range(len(meta))])
+    folder = tmp_path_factory.mktemp("h5ad")
+    path = folder / "cells.h5ad"
+    anndata.AnnData(X=vectors, obs=obs).write_h5ad(path)
+    out = folder / "cells.store"
+    spec = InputSpec(path, id="obs_name", label="label")
+    build_store(spec, out, TINY_CONFIG, show_progress=False)
+    return out

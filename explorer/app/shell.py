@@ -399,15 +399,3 @@ def serve(
         verbose=False,
         **kwargs,
     )
-
-
-def show(path: str | Path, **kwargs: Any) -> ExplorerApp:
-    """The app over the store at ``path``, for a notebook: display it, read ``.selection``.
-
-    Loads Panel's notebook support (and Tabulator, which the slice table needs: a
-    notebook only loads the JavaScript that ``pn.extension`` names).
-    """
-    pn.extension("tabulator", notifications=True, inline=True)
-    app = build_app(path)
-    app.resources.load_table_soon()
-    return app

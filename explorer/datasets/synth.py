@@ -247,24 +247,13 @@ def _scale_columns(store: Path) -> list[Any]:
 
 
 def _scale_manifest(n: int, seed: int, records: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
+    from explorer.store.manifest import layout_entry, store_manifest
 
-    from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, LAYOUT_FILE
-    from explorer.version import __version__
-
-    roles = dict.fromkeys(("prediction", "loss", "image", "text"))
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "explorer_version": __version__,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "n_points": n,
-        "dim": 2,
-        "source": {"path": f"explorer.datasets.synth.write_scale_store (seed {seed})"},
-        "roles": {"id": "id", "label": "label", **roles},
-        "config": {},
-        "stages": records,
-        "layouts": {SCALE_LAYOUT: {"stage": SCALE_LAYOUT, "file": LAYOUT_FILE}},
-        "scores": {"trust:umap": {"stage": "trust", "file": SCALE_LAYOUT}},
-        "partitions": {SCALE_LAYOUT: {"stage": "partitions", "table": f"{SCALE_LAYOUT}.parquet"}},
-    }
+    return store_manifest(
+        n_points=n,
+        dim=2,
+        source={"path": f"explorer.datasets.synth.write_scale_store (seed {seed})"},
+        roles={"id": "id", "label": "label"},
+        stages=records,
+        layouts={SCALE_LAYOUT: layout_entry(SCALE_LAYOUT)},
+    )

@@ -27,7 +27,8 @@ from explorer.ingest.validate import load_dataset
 from explorer.pipeline.import_stage import check_layout_plan
 from explorer.pipeline.registry import all_stages
 from explorer.pipeline.stage import BuildContext, Stage
-from explorer.store.format import FORMAT_NAME, FORMAT_VERSION, IMPORTED_STAGE
+from explorer.store.format import FORMAT_VERSION, IMPORTED_STAGE
+from explorer.store.manifest import layout_entry, store_manifest
 from explorer.store.writer import StoreWriter, file_digest, stage_key
 from explorer.version import __version__
 
@@ -257,30 +258,17 @@ def _manifest(
     imported = records.get(IMPORTED_STAGE, {})
     for name, stem in imported.get("provides", {}).get("layouts", {}).items():
         source = imported["params"]["layouts"].get(name, {})
-        layouts[name] = {"stage": IMPORTED_STAGE, "file": stem, "imported": source}
+        layouts[name] = layout_entry(IMPORTED_STAGE, stem, imported=source)
     for name in ctx.config.layouts:
         if name in records:
-            layouts[name] = {"stage": name, "file": "coords"}
-    scores: dict[str, dict[str, str]] = {}
-    partitions: dict[str, dict[str, str]] = {}
-    for stage, record in records.items():
-        for score, stem in record.get("provides", {}).get("scores", {}).items():
-            scores[score] = {"stage": stage, "file": stem}
-        for layout, table in record.get("provides", {}).get("partitions", {}).items():
-            partitions[layout] = {"stage": stage, "table": table}
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "explorer_version": __version__,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "n_points": ctx.dataset.n_points,
-        "dim": ctx.dataset.dim,
-        "source": ctx.dataset.source,
-        "roles": ctx.dataset.roles,
-        "config": ctx.config.as_dict(),
-        "stages": records,
-        "layouts": layouts,
-        "scores": scores,
-        **({"partitions": partitions} if partitions else {}),
-        "build_seconds": round(seconds, 3),
-    }
+            layouts[name] = layout_entry(name)
+    return store_manifest(
+        n_points=ctx.dataset.n_points,
+        dim=ctx.dataset.dim,
+        source=ctx.dataset.source,
+        roles=ctx.dataset.roles,
+        config=ctx.config.as_dict(),
+        stages=records,
+        layouts=layouts,
+        build_seconds=seconds,
+    )

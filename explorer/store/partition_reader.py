@@ -7,6 +7,7 @@ docs/store-format.md, "The partitions stage").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,20 @@ class PartitionReader:
             raise StageMissingError(msg)
         return list(columns)
 
+    def _box_read(
+        self,
+        layout: str,
+        columns: list[str] | None,
+        box: tuple[float | None, float | None, float | None, float | None],
+    ) -> _BoxRead:
+        """What reading the box ``(x0, x1, y0, y1)`` of ``layout`` takes: the columns
+        (checked), the categories, the empty frame of those columns and the touched parts."""
+        cols = self._part_columns(layout, columns)
+        cats = self._part_categories(layout)
+        meta = empty_frame(self._part_schema(layout), cols, cats)
+        paths = [str(p) for p in self.partitions_in(layout, *box)["path"]]
+        return _BoxRead(cols, cats, meta, paths)
+
     def partition_frame(
         self,
         layout: str,
@@ -140,12 +155,10 @@ class PartitionReader:
         too), parts in ``part`` order, rows ascending inside a part; ``columns`` (default
         all) in the order given.
         """
-        cols = self._part_columns(layout, columns)
-        cats = self._part_categories(layout)
-        paths = self.partitions_in(layout, x0, x1, y0, y1)["path"]
-        if len(paths) == 0:
-            return empty_frame(self._part_schema(layout), cols, cats)
-        frames = [read_part(p, cols, cats) for p in paths]
+        read = self._box_read(layout, columns, (x0, x1, y0, y1))
+        if not read.paths:
+            return read.meta
+        frames = [read_part(p, read.columns, read.categories) for p in read.paths]
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def partition_ddf(
@@ -163,14 +176,22 @@ class PartitionReader:
         pushes column selections down: ``ddf[["x", "y"]]`` reads only x and y."""
         import dask.dataframe as dd
 
-        cols = self._part_columns(layout, columns)
-        cats = self._part_categories(layout)
-        meta = empty_frame(self._part_schema(layout), cols, cats)
-        paths = list(self.partitions_in(layout, x0, x1, y0, y1)["path"])
-        if not paths:
-            empty: dd.DataFrame = dd.from_pandas(meta, npartitions=1)  # type: ignore[no-untyped-call]
+        read = self._box_read(layout, columns, (x0, x1, y0, y1))
+        if not read.paths:
+            empty: dd.DataFrame = dd.from_pandas(read.meta, npartitions=1)  # type: ignore[no-untyped-call]
             return empty
         ddf: dd.DataFrame = dd.from_map(  # type: ignore[no-untyped-call]
-            read_part, paths, columns=cols, categories=cats, meta=meta, label="explorer-part"
-        )
+            read_part, read.paths, columns=read.columns, categories=read.categories,
+            meta=read.meta, label="explorer-part",
+        )  # fmt: skip
         return ddf
+
+
+@dataclass(frozen=True)
+class _BoxRead:
+    """The plan of one read of a box of partitioned points (``PartitionReader._box_read``)."""
+
+    columns: list[str] | None
+    categories: dict[str, list[Any]]
+    meta: pd.DataFrame  # the empty frame: the columns with the dtypes the parts read as
+    paths: list[str]  # the touched parts, in ``part`` order

@@ -15,8 +15,9 @@ from bokeh.document import Document
 from pyviz_comms import Comm
 
 from explorer.app.frames import FrameRequest, draw_frame, min_alpha
+from explorer.app.notebook import show
 from explorer.app.resources import StoreResources
-from explorer.app.shell import ExplorerApp, build_app, show
+from explorer.app.shell import ExplorerApp, build_app
 from explorer.render.raster import Viewport
 from explorer.store.reader import Store
 from tests.helpers import XSS

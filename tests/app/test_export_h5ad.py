@@ -12,9 +12,8 @@ import pytest
 from explorer.app.exporter import export_bytes
 from explorer.app.resources import StoreResources
 from explorer.app.shell import build_app
-from explorer.ingest.dataset import InputSpec
 from explorer.store.reader import Store
-from tests.helpers import TINY_CONFIG, tiny_data
+from tests.helpers import tiny_data
 
 anndata = pytest.importorskip("anndata")
 
@@ -22,20 +21,9 @@ ROWS = np.array([0, 3, 7, 42, 99, 250, 333, 450, 598, 599], dtype=np.int64)
 
 
 @pytest.fixture(scope="module")
-def h5ad_resources(tmp_path_factory: pytest.TempPathFactory) -> StoreResources:
-    """The tiny dataset written as AnnData (cell names, obs with a missing value), built."""
-    from explorer.pipeline.runner import build_store
-
-    vectors, meta = tiny_data()
-    obs = meta[["label", "prediction", "size", "note"]].copy()
-    obs["batch"] = pd.Series(["b1", "b2"] * 300, dtype=object).where(meta.index != 7, None)
-    obs.index = pd.Index([f"cell{i:03d}" for i in range(len(meta))])
-    folder = tmp_path_factory.mktemp("h5ad-app")
-    anndata.AnnData(X=vectors, obs=obs).write_h5ad(folder / "cells.h5ad")
-    out = folder / "cells.store"
-    spec = InputSpec(folder / "cells.h5ad", id="obs_name", label="label")
-    build_store(spec, out, TINY_CONFIG, show_progress=False)
-    return StoreResources(Store(out))
+def h5ad_resources(h5ad_store: Path) -> StoreResources:
+    """The store built from the tiny dataset as AnnData (``tests/conftest.py``)."""
+    return StoreResources(Store(h5ad_store))
 
 
 def cells(values: pd.Series) -> list[object]:

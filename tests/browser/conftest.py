@@ -150,14 +150,29 @@ def frame_box(
 ) -> tuple[float, float, float, float]:
     """Page coordinates ``(left, top, width, height)`` of the map's (or, ``second``, the
     split view's second map's) plotting area."""
+    return figure_box(page, (app.map2 if second else app.map).figure.id)
+
+
+def figure_box(page: Page, figure_id: str) -> tuple[float, float, float, float]:
+    """Page coordinates ``(left, top, width, height)`` of the plotting area of the Bokeh
+    figure with model id ``figure_id``."""
     js = """(id) => {
         const v = Bokeh.index.query_one((w) => w.model.id == id);
         const r = v.canvas_view.el.getBoundingClientRect();
         const b = v.frame.bbox;
         return [r.left + b.left, r.top + b.top, b.width, b.height];
     }"""
-    left, top, width, height = page.evaluate(js, (app.map2 if second else app.map).figure.id)
+    left, top, width, height = page.evaluate(js, figure_id)
     return float(left), float(top), float(width), float(height)
+
+
+def drag_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Drag the map's box-select tool from page point (x0, y0) to (x1, y1)."""
+    page.locator(".bk-tool-icon-box-select").first.click()
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
 
 
 def artifact(name: str) -> Path:

@@ -15,6 +15,7 @@ from explorer.app.shell import ExplorerApp
 from tests.browser.conftest import (
     Served,
     artifact,
+    drag_box,
     frame_box,
     open_app,
     screen_xy,
@@ -23,14 +24,6 @@ from tests.browser.conftest import (
 from tests.helpers import XSS
 
 pytestmark = pytest.mark.browser
-
-
-def drag_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
-    page.locator(".bk-tool-icon-box-select").first.click()
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
-    page.mouse.up()
 
 
 def drag_share(page: Page, app: ExplorerApp, share: tuple[float, float, float, float]) -> None:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ import pytest
 from playwright.sync_api import Page
 
 from explorer.store.reader import Store
-from tests.browser.conftest import artifact, free_port, wait_until
+from tests.browser.conftest import artifact, drag_box, figure_box, free_port, wait_until
 
 pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs JavaScript-side: execute ``code`` in the notebook's kernel, then evaluate ``expr``
 # there (a user expression: its repr comes back in the reply, not on the output stream).
@@ -51,13 +54,6 @@ DATA_XY = """([id, sx, sy]) => {
     const v = Bokeh.index.query_one((w) => w.model.id == id);
     const r = v.canvas_view.el.getBoundingClientRect();
     return [v.frame.x_scale.invert(sx - r.left), v.frame.y_scale.invert(sy - r.top)];
-}"""
-
-FRAME_BOX = """(id) => {
-    const v = Bokeh.index.query_one((w) => w.model.id == id);
-    const r = v.canvas_view.el.getBoundingClientRect();
-    const b = v.frame.bbox;
-    return [r.left + b.left, r.top + b.top, b.width, b.height];
 }"""
 
 
@@ -100,7 +96,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "IPYTHONDIR": str(home / "ipython"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), ".") if p),
+        # This checkout's ``explorer`` in the kernel (which runs in the notebook's folder,
+        # where "." would name nothing, and an editable install another checkout).
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
         "PYTHONWARNINGS": "ignore",
     }
     log = home / "lab.log"
@@ -112,7 +110,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     ]  # fmt: skip
     with log.open("wb") as out:
         # A session of its own: the kernels it starts are stopped with it.
-        proc = subprocess.Popen(command, env=env, cwd=Path.cwd(), stdout=out, stderr=out,
+        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=out,
                                 start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -130,6 +128,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         # Whatever it left behind (a kernel that would not stop) goes with its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def is_local(url: str, server: str) -> bool:
+    """Whether a request the page makes stays on the Jupyter server (or in the page)."""
+    if url.startswith(("data:", "blob:", "about:")):
+        return True
+    ours, asked = urllib.parse.urlsplit(server), urllib.parse.urlsplit(url)
+    return (asked.hostname, asked.port) == (ours.hostname, ours.port)
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:
@@ -181,14 +187,6 @@ def frame_reaches_the_page(page: Page, figure_id: str) -> None:
     wait_until(lambda: shown_frame(page, figure_id) == kernel(page, latest), page, 10)
 
 
-def drag_box(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
-    page.locator(".bk-tool-icon-box-select").first.click()
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
-    page.mouse.up()
-
-
 def rows_in(coords: np.ndarray, box: tuple[float, float, float, float]) -> set[int]:
     x0, x1, y0, y1 = box
     inside = (coords[:, 0] >= x0) & (coords[:, 0] <= x1)
@@ -211,11 +209,13 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
     )
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text[:300]) if m.type == "error" else None)
-    # Every script comes from the Jupyter server (inline), none from a CDN. (Panel's
-    # components still name some stylesheets on cdn.holoviz.org: offline they go unstyled.)
+    # Every request goes to the Jupyter server: no script, stylesheet, font or image from
+    # a CDN (no network at run time, and no third party told of a visit).
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if r.resource_type == "script" and
-            r.url.startswith("http") and not r.url.startswith(lab.url) else None)  # fmt: skip
+    page.on("request", lambda r: None if is_local(r.url, lab.url) else outside.append(r.url))
+    # The test machine is offline too: a request that leaves fails at once, not on a timeout.
+    page.route("**/*", lambda route: route.continue_() if is_local(route.request.url, lab.url)
+               else route.abort())  # fmt: skip
     open_notebook(page, lab, "live.ipynb")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     try:
@@ -224,20 +224,20 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
         page.screenshot(path=str(artifact("notebook-no-map.png")))
         msg = "no map in the notebook; the page said:\n" + "\n".join(errors + outside)
         raise AssertionError(msg) from exc
+    assert Path(kernel(page, "explorer.__file__")).is_relative_to(REPO)  # the code under test
     figure_id = kernel(page, "app.map.figure.id")
     # The first frame is drawn at a guessed size; the next follows the browser's ranges.
     wait_until(lambda: kernel(page, "app.map.frames_drawn") >= 2, page, 30)
     page.wait_for_timeout(300)
 
-    left, top, width, height = page.evaluate(FRAME_BOX, figure_id)
+    left, top, width, height = figure_box(page, figure_id)
     sx0, sy0 = left + 0.1 * width, top + 0.1 * height
     sx1, sy1 = left + 0.65 * width, top + 0.75 * height
     drag_box(page, sx0, sy0, sx1, sy1)
     n = wait_until(lambda: kernel(page, "app.state.n_selected"), page, 20)
     # Every pane follows (the sidebar's count), and the kernel raised nothing doing so.
     page.get_by_text(f"{n:,} of 600 points selected").wait_for(timeout=15_000)
-    # (Less the CDN stylesheets that cannot load offline: see ``outside`` below.)
-    assert [e for e in errors if "failed to load" not in e.lower()] == [], errors
+    assert errors == [], errors
     page.screenshot(path=str(artifact("notebook-box-selection.png")))
 
     read = kernel(page, "app.selection['pid'].tolist()")
@@ -266,4 +266,4 @@ def test_box_on_the_map_is_app_selection_in_the_kernel(
     page.get_by_text("size: ", exact=False).first.wait_for(timeout=15_000)
     frame_reaches_the_page(page, figure_id)
     page.screenshot(path=str(artifact("notebook-from-python.png")))
-    assert outside == []
+    assert outside == [], f"{len(outside)} requests left the Jupyter server: {sorted(set(outside))}"

@@ -5,37 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from explorer.errors import InputError
-from explorer.ingest.dataset import InputSpec
 from explorer.store.export import FORMATS, export_rows, formats_for
 from explorer.store.reader import Store
-from tests.helpers import TINY_CONFIG, run_cli, tiny_data
+from tests.helpers import run_cli, tiny_data
 
 anndata = pytest.importorskip("anndata")
 
 ROWS = np.array([0, 3, 7, 42, 99, 250, 333, 450, 598, 599], dtype=np.int64)
-
-
-@pytest.fixture(scope="module")
-def h5ad_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny dataset as AnnData (X = vectors, obs = metadata, cell names), built."""
-    from explorer.pipeline.runner import build_store
-
-    vectors, meta = tiny_data()
-    obs = meta[["label", "prediction", "size", "note"]].copy()
-    obs["batch"] = pd.Series(["b1", "b2"] * 300, dtype=object).where(meta.index != 7, None)
-    obs.index = pd.Index([f"cell{i:03d}" for i in range(len(meta))])
-    folder = tmp_path_factory.mktemp("h5ad")
-    path = folder / "cells.h5ad"
-    anndata.AnnData(X=vectors, obs=obs).write_h5ad(path)
-    out = folder / "cells.store"
-    build_store(
-        InputSpec(path, id="obs_name", label="label"), out, TINY_CONFIG, show_progress=False
-    )
-    return out
 
 
 def test_h5ad_export_round_trips(h5ad_store: Path, tmp_path: Path) -> None:

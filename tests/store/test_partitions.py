@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -266,29 +267,36 @@ def test_a_missing_part_is_refused(part_store: Path, tmp_path: Path) -> None:
         Store(store)
 
 
-def test_a_count_mismatch_is_refused(part_store: Path, tmp_path: Path) -> None:
-    store, manifest = _damaged_copy(part_store, tmp_path)
-    table = pd.read_parquet(store / PARTITIONS_STAGE / "umap.parquet")
+def _count_off(table: pd.DataFrame) -> pd.DataFrame:
     table.loc[0, "rows"] += 1
-    _rewrite_table(store, manifest, table)
-    with pytest.raises(StoreCorruptError, match=r"part-00000\.parquet has \d+ rows but its par"):
-        Store(store)
+    return table
 
 
-def test_a_part_outside_its_bounds_is_refused(part_store: Path, tmp_path: Path) -> None:
-    store, manifest = _damaged_copy(part_store, tmp_path)
-    table = pd.read_parquet(store / PARTITIONS_STAGE / "umap.parquet")
+def _bounds_too_small(table: pd.DataFrame) -> pd.DataFrame:
     table.loc[2, "x1"] = table.loc[2, "x0"]
-    _rewrite_table(store, manifest, table)
-    with pytest.raises(StoreCorruptError, match=r"part-00002\.parquet has x in .* outside its"):
-        Store(store)
+    return table
 
 
-def test_a_part_the_table_does_not_list_is_refused(part_store: Path, tmp_path: Path) -> None:
+def _first_unlisted(table: pd.DataFrame) -> pd.DataFrame:
+    return table.iloc[1:]
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_count_off, r"part-00000\.parquet has \d+ rows but its par"),
+        (_bounds_too_small, r"part-00002\.parquet has x in .* outside its"),
+        (_first_unlisted, r"part-00000\.parquet is not listed in umap"),
+    ],
+    ids=["count mismatch", "part outside its bounds", "part not listed"],
+)
+def test_a_partition_table_that_lies_about_its_parts_is_refused(
+    part_store: Path, tmp_path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame], match: str
+) -> None:
     store, manifest = _damaged_copy(part_store, tmp_path)
     table = pd.read_parquet(store / PARTITIONS_STAGE / "umap.parquet")
-    _rewrite_table(store, manifest, table.iloc[1:])
-    with pytest.raises(StoreCorruptError, match=r"part-00000\.parquet is not listed in umap"):
+    _rewrite_table(store, manifest, edit(table))
+    with pytest.raises(StoreCorruptError, match=match):
         Store(store)
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from explorer.errors import ExplorerError, QueryError
-from explorer.store import search
+from explorer.store import search_arrow
 from explorer.store.search import search_rows
 
 TABLE = pa.table(
@@ -73,7 +73,7 @@ def test_bad_regex_and_unknown_column_are_one_line_errors() -> None:
 
 
 def test_many_chunks_and_slices_match_a_plain_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(search, "SLICE_ROWS", 7)  # many slices on the thread pool
+    monkeypatch.setattr(search_arrow, "SLICE_ROWS", 7)  # many slices on the thread pool
     rng = np.random.default_rng(3)
     words = np.array(["apple", "Banana", "cherry", "date", "élan", "ÉLAN"])
     texts = [" ".join(rng.choice(words, 2)) for _ in range(200)]

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from explorer.store import search
+from explorer.store import search, search_buffer
 from explorer.store.search import FOLDS_TO_ASCII, TextBuffer, search_rows, text_buffer
 
 # Pieces that fold, change length when lower-cased, or decompose: KELVIN SIGN, LONG S,
@@ -64,8 +64,8 @@ def test_arrow_folds_ascii_letters_as_the_buffer_assumes() -> None:
 def test_hostile_text_gives_arrows_rows(
     monkeypatch: pytest.MonkeyPatch, pair_share_max: float
 ) -> None:
-    monkeypatch.setattr(search, "PAIR_SHARE_MAX", pair_share_max)
-    monkeypatch.setattr(search, "TASK_ROWS", 97)  # many tasks: rows split between threads
+    monkeypatch.setattr(search_buffer, "PAIR_SHARE_MAX", pair_share_max)
+    monkeypatch.setattr(search_buffer, "TASK_ROWS", 97)  # many tasks: rows split between threads
     table = hostile_table(3000)
     buffer = text_buffer(table.column("t"))
     assert buffer is not None
@@ -111,7 +111,7 @@ def test_the_buffer_is_used_for_plain_queries(monkeypatch: pytest.MonkeyPatch) -
 
     expected = {q: both(table, q, buffer)[1] for q in ("AFÉ", "k", "日本", "é au")}
     assert expected == {"AFÉ": [0, 1, 3], "k": [4], "日本": [4], "é au": [0]}
-    monkeypatch.setattr(search, "_match_columns", no_arrow)
+    monkeypatch.setattr(search, "match_columns", no_arrow)
     for query, rows in expected.items():  # non-ASCII (by its ASCII run), ASCII, no case
         got = search_rows(table, query, columns=["t"], buffers=lambda _: buffer)
         assert got.rows.tolist() == rows, query

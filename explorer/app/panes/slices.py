@@ -3,6 +3,11 @@
 Rows are the store's ranking (failure evidence first: the error rate's confidence bound,
 then lift, then size). Clicking a row selects exactly that slice's members, and the URL
 records it (``?slice=NAME``), so a link reopens the slice.
+
+A store written without the ``slices`` stage (a synthetic scale store, say) keeps the tab,
+unlike the other analytic panes, whose tab is absent without their stage: saved selections
+are listed here whatever the store holds. The tab says why there are no slices and how to
+get them, and shows the table once a selection is saved.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ HELP = (
     "for the number of slices tried, so a small slice needs strong evidence), with a slice "
     "that lies mostly inside a broader, not clearly worse one listed after it ('related' "
     "says which). Lift = error rate / overall."
+)
+NO_SLICES = (
+    "This store has no slices: it was written without the 'slices' stage (as a synthetic "
+    "scale store is). 'explorer build' computes them: cluster slices always, metadata "
+    "slices from the point table's other columns (--slice-ignore COL leaves one out), "
+    "failure slices when --label COL and --prediction COL (or --loss COL) name the true "
+    "label and the model's output. Selections saved under 'Export & save' are listed here."
 )
 
 
@@ -62,11 +74,12 @@ class SlicesPane(PaneBase):
         )  # fmt: skip
         self.table.param.watch(self._on_row, "selection")
         self.help = markup.html_pane(markup.note(HELP), margin=(0, 10))
+        self.missing = markup.html_pane(
+            markup.note(NO_SLICES), margin=(0, 10), visible=not self._model.available
+        )
+        self.controls = pn.Row(self.kind_filter, self.refresh_button, sizing_mode="stretch_width")
         self._panel = pn.Column(
-            pn.Row(self.kind_filter, self.refresh_button, sizing_mode="stretch_width"),
-            self.table,
-            self.help,
-            sizing_mode="stretch_both",
+            self.missing, self.controls, self.table, self.help, sizing_mode="stretch_both"
         )
         self.refresh()
 
@@ -83,6 +96,10 @@ class SlicesPane(PaneBase):
         self.frame = table[table["kind"].isin(chosen)].reset_index(drop=True)
         self.table.value = self.frame
         self.table.selection = []
+        # Without the stage and before any selection is saved there is no table to show.
+        shown = self._model.available or not table.empty
+        self.controls.visible = self.table.visible = shown
+        self.help.visible = self._model.available  # the ranking it explains is the stage's
 
     def ref_of(self, index: int) -> str:
         """The selection reference of row ``index`` of the shown table."""
