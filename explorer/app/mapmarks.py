@@ -67,7 +67,7 @@ class MapMarks:
         true = np.zeros(0, np.int64) if row is None else self._res.neighbors(row)[0]
         false = (
             np.zeros(0, np.int64) if row is None
-            else false_neighbours(self._res.coords(layout), row, true)
+            else self._res.false_neighbours(layout, row, true)
         )  # fmt: skip
         update_source(m.pinned, self.xy(layout, [] if row is None else [row]))
         ends = self.xy(layout, true)

@@ -202,7 +202,7 @@ class ExplorerApp(Viewer):
     def _rows_of_ids(self, ids: ArrayLike) -> NDArray[np.int64]:
         column = self.resources.id_column
         wanted = pd.Index(np.asarray(ids, dtype=object).ravel())
-        found = pd.Index(self.resources.column(column)).get_indexer(wanted)
+        found = self.resources.rows_of_ids(list(wanted))  # on a cluster: the workers
         if (found < 0).any():
             missing = wanted[found < 0]
             msg = f"{len(missing)} ids are not in column {column!r}, e.g. {missing[0]!r}"
