@@ -9,9 +9,10 @@ headless Debian Chromium (Playwright) as soon as the server listens. Then ``--st
 on the map, alternating wheel zooms in and out and drags (pans), each at a random place of
 the plot:
 
-- **input → painted**: from the browser's ``wheel`` / ``mousedown`` event to the paint of
-  the image drawn for the view the input made (the image source's new data, its PNG
-  decoded, two animation frames later), measured in the page with ``performance.now()``;
+- **input → painted**: from the browser's ``wheel`` event (or a drag's last ``mousemove``,
+  the one that moved the view last) to the paint of the image drawn for the view it made
+  (the image source's new data, its PNG decoded, two animation frames later), measured in
+  the page with ``performance.now()``;
 - **input → image arrived**: to the moment the new image's data reached the page;
 - **server frame**: the render + PNG time of that frame, as the map's status line says;
 - **frames per input**: images that reached the page for one input (1 is ideal; a pan
@@ -50,9 +51,11 @@ CHROMIUM_ARGS = [
 PROBE = """([sourceId]) => {
     window.__inputs = [];
     window.__paints = [];
-    for (const kind of ["wheel", "mousedown"]) {
-        document.addEventListener(kind, () => window.__inputs.push(performance.now()),
-                                  {capture: true});
+    // The inputs that move the view: a wheel step, or a mouse move with a button held.
+    for (const kind of ["wheel", "mousemove"]) {
+        document.addEventListener(kind, (e) => {
+            if (kind == "wheel" || e.buttons) { window.__inputs.push(performance.now()); }
+        }, {capture: true});
     }
     const doc = Bokeh.documents[0];
     const src = doc.get_model_by_id(sourceId);
@@ -202,7 +205,9 @@ def measure(port: int, steps: int, seed: int, browser: Any) -> dict[str, Any]:
         target = page.evaluate(RANGES, [ids[1]])
         wait_for(lambda t=target: any(matches(p, t) for p in page.evaluate("window.__paints")),
                  page)  # fmt: skip
-        t_input = page.evaluate("window.__inputs")[n_inputs]
+        # The input that made the view drawn: the wheel step, or a drag's last move.
+        t_input = page.evaluate("window.__inputs")[-1]
+        assert len(page.evaluate("window.__inputs")) > n_inputs, "the input never reached it"
         paints = page.evaluate("window.__paints")
         paint = next(p for p in paints if matches(p, target))
         page.wait_for_timeout(400)  # the status line follows the image

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import panel as pn
+import panel.io.resources as panel_resources
 import param
 from bokeh.settings import settings as bokeh_settings
 from numpy.typing import ArrayLike, NDArray
@@ -347,6 +348,10 @@ def default_origins(address: str, port: int) -> list[str]:
     return sorted(f"{name}:{port}" for name in names)
 
 
+def _no_mathjax(roots: Any) -> bool:
+    return False
+
+
 def serve(
     store: str | Path,
     *,
@@ -371,6 +376,9 @@ def serve(
     # page's document, and Panel would not know to load its JavaScript.
     pn.extension("tabulator", notifications=True)
     pn.config.notifications = True
+    # No MathJax in the page (1.8 MB of JavaScript, the largest file of the first page):
+    # Panel adds it whenever an HTML pane is present, but ours all have math disabled.
+    panel_resources._panel_use_mathjax = _no_mathjax
     # Every script and stylesheet from our own server, never a CDN (even with
     # BOKEH_RESOURCES=cdn set): the page works offline and tells no third party of a visit.
     bokeh_settings.resources.set_value("server")

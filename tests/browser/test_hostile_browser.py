@@ -73,3 +73,5 @@ def test_hostile_labels_stay_text_and_nothing_leaves_the_machine(
     outside = sorted({u for u in requested if _host(u) not in LOCAL_HOSTS})
     assert requested
     assert outside == [], f"{len(outside)} requests left 127.0.0.1, e.g. {outside[:3]}"
+    # Nor MathJax (1.8 MB): no pane of ours renders math, labels with $$ stay text.
+    assert not [u for u in requested if "mathjax" in u.lower()]
