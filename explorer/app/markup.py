@@ -85,13 +85,19 @@ class LiveHTML(Viewer):
         return self._pane
 
 
+_live = [True]  # False in a notebook's kernel (explorer.app.notebook.show)
+
+
+def use_live_html(live: bool) -> None:
+    """Whether ``live_html`` makes ``LiveHTML`` (served apps, the default) or HTML panes
+    (a notebook: a ``Div`` changed in the kernel did not reach the page, while Panel
+    sends its own panes' changes)."""
+    _live[0] = live
+
+
 def live_html(text: str = "", **params: Any) -> LiveHTML | pn.pane.HTML:
-    """``LiveHTML`` in a served session; in a notebook, an HTML pane (a ``Div`` changed
-    in the kernel did not reach a notebook's page, while Panel sends its own panes')."""
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        return LiveHTML(text, **params)
-    return html_pane(text, **params)
+    """A fragment changed on every map frame: ``LiveHTML`` when served, else an HTML pane."""
+    return LiveHTML(text, **params) if _live[0] else html_pane(text, **params)
 
 
 def esc(value: object) -> str:

@@ -32,6 +32,8 @@ from bokeh.models import ImportedStyleSheet
 from panel.io import resources as panel_resources
 from panel.io.state import state
 
+from explorer.app import markup
+
 if TYPE_CHECKING:
     from explorer.app.shell import ExplorerApp
 
@@ -55,6 +57,7 @@ def show(path: str | Path) -> ExplorerApp:
 
     pn.extension("tabulator", notifications=True, inline=True)  # type: ignore[no-untyped-call]
     inline_stylesheets()
+    markup.use_live_html(False)
     app = build_app(path)
     app.resources.load_table_soon()  # for hover and export (a server's warm-up reads it)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from panel.viewable import Viewer
 from param.parameters import NoNone
 
 from explorer.app import markup
+from explorer.app.background import wait_for_quiet
 from explorer.app.pane import PaneSpec
 from explorer.app.panes.scatter import MapPane
 from explorer.app.process import (
@@ -309,6 +311,54 @@ def build_app(store: str | Path | StoreResources) -> ExplorerApp:
     return ExplorerApp(resources)
 
 
+class SpareSession:
+    """One session built ahead, so a visitor's page does not wait for its panes.
+
+    Building a session (the panes, their first map frame) took 0.35-0.6 s of a 10M-point
+    store's first page (benchmarks/browser.py). The first spare is built before the server
+    listens (``prepare_first_page``); each one taken is replaced in a background thread
+    once the map is quiet (``wait_for_quiet``), never beside a frame being drawn.
+    """
+
+    def __init__(self, resources: StoreResources) -> None:
+        self._resources = resources
+        self._lock = threading.Lock()
+        self._app: ExplorerApp | None = None
+
+    def fill(self) -> None:
+        """Build the spare now (if there is none)."""
+        if self._app is not None:
+            return
+        app = build_app(self._resources)
+        with self._lock:
+            if self._app is None:
+                self._app = app
+
+    def take(self) -> ExplorerApp:
+        """The spare (or a session built now if there is none); a new spare follows."""
+        with self._lock:
+            app, self._app = self._app, None
+        if app is None:
+            app = build_app(self._resources)
+
+        def refill() -> None:
+            wait_for_quiet()
+            self.fill()
+
+        threading.Thread(target=refill, name="explorer-spare-session", daemon=True).start()
+        return app
+
+
+_spares: dict[int, SpareSession] = {}
+_spares_lock = threading.Lock()
+
+
+def spare_session(resources: StoreResources) -> SpareSession:
+    """The process's spare session over ``resources`` (one per store)."""
+    with _spares_lock:
+        return _spares.setdefault(id(resources), SpareSession(resources))
+
+
 def session_factory(
     store: str | Path,
     on_app: Callable[[ExplorerApp], None] | None = None,
@@ -322,11 +372,12 @@ def session_factory(
     resources = open_resources(store)
     if dask is not None:
         attach_cluster(resources, dask)
-    prepare_first_page(resources, build_app)
+    spare = spare_session(resources)
+    prepare_first_page(resources, lambda _: spare.fill())
     start_warm_up(resources)
 
     def session() -> pn.template.BootstrapTemplate:
-        app = build_app(resources)
+        app = spare.take()
         app.link_url()
         if on_app is not None:
             on_app(app)

@@ -300,9 +300,7 @@ def test_app_csv_export_neutralises_formulas(hostile_store: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_large_exports_in_a_process_equal_the_thread(
-    resources: StoreResources, fmt: str
-) -> None:
+def test_large_exports_in_a_process_equal_the_thread(resources: StoreResources, fmt: str) -> None:
     from explorer.app.exporter import export_bytes
 
     rows = np.arange(0, 600, 3, dtype=np.int64)

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 
 import panel as pn
 import pytest
 from bokeh.document import Document
 from bokeh.document import models as document_models
 from bokeh.models import ColumnDataSource
-from panel.io.state import set_curdoc
 
 from explorer.app import background, markup, process
 from explorer.app.mapfigure import update_source
 from explorer.app.resources import StoreResources
-from explorer.app.shell import build_app
+from explorer.app.shell import SpareSession, build_app
 
 
 def test_prepare_first_page_builds_one_session_once(resources: StoreResources) -> None:
@@ -111,18 +109,33 @@ def test_live_html_changes_text_without_restyling_the_document(
     assert live.object == live.div.text
 
 
-def test_map_status_and_legend_are_live_html_when_served(
-    resources: StoreResources, monkeypatch: pytest.MonkeyPatch
+def test_map_status_and_legend_are_live_html_unless_in_a_notebook(
+    resources: StoreResources,
 ) -> None:
-    # In a served session (a document with a session context) the map's status line and
-    # legend are LiveHTML; in a notebook (no session) Panel HTML panes.
-    assert isinstance(build_app(resources).map.legend, pn.pane.HTML)
-    served = Document()
-    context = SimpleNamespace(id="test", request=SimpleNamespace(arguments={}, cookies={},
-                                                                 headers={}))  # fmt: skip
-    monkeypatch.setattr(served, "_session_context", lambda: context)
-    with set_curdoc(served):
-        m = build_app(resources).map
+    m = build_app(resources).map
     assert isinstance(m.legend, markup.LiveHTML)
     assert "points in view" in m._status.object
     assert m.legend.object  # the colour key of the default colouring
+    markup.use_live_html(False)  # what explorer.show does in a notebook's kernel
+    try:
+        assert isinstance(build_app(resources).map.legend, pn.pane.HTML)
+    finally:
+        markup.use_live_html(True)
+
+
+@pytest.mark.usefixtures("quick_waits")
+def test_spare_session_is_built_ahead_and_replaced_when_quiet(resources: StoreResources) -> None:
+    spare = SpareSession(resources)
+    spare.fill()
+    ahead = spare._app
+    assert ahead is not None
+    assert spare.take() is ahead  # the visitor gets the session built ahead
+    time.sleep(0.5)
+    assert spare._app is None, "replaced before any image was shown"
+    background.frame_activity(shown=True)
+    deadline = time.monotonic() + 10
+    while spare._app is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spare._app is not None
+    assert spare._app is not ahead
+    assert spare.take() is not ahead
