@@ -14,15 +14,18 @@ trust of the in-process layout (fitted on all points) and of the placed one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["knn", "umap", "trust", "intrinsic", "outliers"]
+STAGES = ["pca", "knn", "umap", "trust", "intrinsic", "outliers"]
 
 
 def _child_build(data: str, out: str, dask: str, opts: str) -> dict[str, object]:
@@ -42,8 +45,14 @@ def _child_build(data: str, out: str, dask: str, opts: str) -> dict[str, object]
     )
     total = time.perf_counter() - t0
     knn = next(s.summary for s in report.stages if s.name == "knn")
+    # Peak resident memory: this process, and the largest of its reaped children (the
+    # LocalCluster's workers, closed by now). ru_maxrss is in KiB on Linux.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     return {
         "total": total,
+        "rss_gib": round(own, 2),
+        "worker_rss_gib": round(kids, 2),
         "stages": {s.name: s.seconds for s in report.stages},
         "recall": knn["recall"],
         "method": knn["method"],
@@ -56,7 +65,8 @@ def _run_child(args: list[str]) -> dict[str, object]:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
 
 
 def _trusts(plain: Path, placed: Path) -> tuple[float, float]:
@@ -113,63 +123,98 @@ def main() -> None:
         help="draw the mixture in D dimensions and rotate it into --dim (default: 0, "
         "explorer synth's full-dimensional mixture)",
     )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep the data, the stores and each build's figures (JSON) in DIR; a rerun "
+        "reuses the data and resumes an interrupted build from its checkpoints",
+    )
+    parser.add_argument(
+        "--builds",
+        default="one,dask",
+        help="which builds to run: 'one' (one process), 'dask' (--dask local:N), or both",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child_build(*args.child[1:])))
         return
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    builds = {b.strip() for b in args.builds.split(",")}
+    rows: list[tuple[Any, ...]] = []
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            tmp = Path(args.keep)
+            tmp.mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for size in [int(float(s)) for s in args.sizes.split(",")]:
-            data = Path(tmp) / f"synth-{size}.parquet"
-            if args.intrinsic:
-                _write_low_dim(data, size, args.intrinsic, args.dim)
-            else:
-                synth = [sys.executable, "-m", "explorer", "synth", "--n", str(size)]
-                synth += ["--dim", str(args.dim), "--out", str(data)]
-                subprocess.run(synth, check=True, capture_output=True, cwd=ROOT)
+            data = tmp / f"synth-{size}-{args.dim}-{args.intrinsic}.parquet"
+            if not data.exists():
+                if args.intrinsic:
+                    _write_low_dim(data, size, args.intrinsic, args.dim)
+                else:
+                    synth = [sys.executable, "-m", "explorer", "synth", "--n", str(size)]
+                    synth += ["--dim", str(args.dim), "--out", str(data)]
+                    subprocess.run(synth, check=True, capture_output=True, cwd=ROOT)
             opts = {
                 "layout_sample": max(10, int(size * args.sample_share)),
                 "partition_rows": max(2, 2 * size // args.partitions),
                 "shard_rows": max(1, size // 10),
             }
-            plain, on_dask = Path(tmp) / f"p-{size}.store", Path(tmp) / f"d-{size}.store"
-            one = _run_child(["build", str(data), str(plain), "none", "{}"])
-            many = _run_child(
-                ["build", str(data), str(on_dask), f"local:{args.workers}", json.dumps(opts)]
-            )
-            fitted, placed = _trusts(plain, on_dask)
+            plain, on_dask = tmp / f"p-{size}.store", tmp / f"d-{size}.store"
+            one = many = None
+            if "one" in builds:
+                one = _run_child(["build", str(data), str(plain), "none", "{}"])
+                _record(tmp, f"p-{size}", one)
+            if "dask" in builds:
+                many = _run_child(
+                    ["build", str(data), str(on_dask), f"local:{args.workers}", json.dumps(opts)]
+                )
+                _record(tmp, f"d-{size}", many)
+            fitted = placed = None
+            if one is not None and many is not None:
+                fitted, placed = _trusts(plain, on_dask)
             rows.append((size, one, many, fitted, placed, opts))
             _print_table(rows, args)
 
 
-def _print_table(rows: list[tuple], args: argparse.Namespace) -> None:
+def _record(folder: Path, name: str, run: dict[str, object]) -> None:
+    (folder / f"{name}.json").write_text(json.dumps(run, indent=1))
+
+
+def _print_table(rows: list[tuple[Any, ...]], args: argparse.Namespace) -> None:
     print()
     print(
         f"command: python benchmarks/scale_build.py --sizes {args.sizes} --dim {args.dim} "
         f"--workers {args.workers} --sample-share {args.sample_share} "
         f"--partitions {args.partitions}"
         + (f" --intrinsic {args.intrinsic}" if args.intrinsic else "")
+        + (f" --builds {args.builds}" if args.builds != "one,dask" else "")
     )
-    head = ["n", "build", *[f"{s} s" for s in STAGES], "total s", "kNN recall", "trust"]
+    head = ["n", "build", *[f"{s} s" for s in STAGES], "other s", "total s"]
+    head += ["peak RSS GiB (build / worker)", "kNN recall", "trust"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for size, one, many, fitted, placed, opts in rows:
-        for label, run, trust in (
-            ("one process", one, f"{fitted:.4f} (fitted on all)"),
-            (
-                f"local:{args.workers}",
-                many,
-                f"{placed:.4f} (fitted on {opts['layout_sample']:,}, placed; "
-                f"{placed - fitted:+.4f})",
-            ),
-        ):
+        runs = []
+        if one is not None:
+            trust = f"{fitted:.4f} (fitted on all)" if fitted is not None else "-"
+            runs.append(("one process", one, trust))
+        if many is not None:
+            trust = f"fitted on {opts['layout_sample']:,}, placed"
+            if placed is not None and fitted is not None:
+                trust = f"{placed:.4f} ({trust}; {placed - fitted:+.4f})"
+            runs.append((f"local:{args.workers}", many, trust))
+        for label, run, trust in runs:
             stages = run["stages"]
+            other = sum(v for k, v in stages.items() if k not in STAGES)
             cells = [
                 f"{size:,}",
                 label,
                 *[f"{stages.get(s, 0.0):.1f}" for s in STAGES],
+                f"{other:.1f}",
                 f"{run['total']:.1f}",
+                f"{run.get('rss_gib', 0):.1f} / {run.get('worker_rss_gib', 0):.1f}",
                 f"{run['recall']:.3f} ({run['method']}, {run['partitions']} part.)",
                 trust,
             ]

@@ -33,8 +33,10 @@ PERPLEXITY_PER_NEIGHBOR = 0.9
 _INIT_SCALE = 1e-4 / 2.0
 # Number of chunks the driver splits the samples into (progress reports, rate updates).
 _N_PASSES = 50
-# Output: centred, RMS distance from the centre this big (LargeVis's own scale is similar).
+# Output: centred, RMS distance from the centre this big. The optimiser's own scale is
+# about twice this, whatever n (RMS 18-21 at 2k-50k points of a 5-D mixture).
 _OUTPUT_RMS = 10.0
+OPTIMISER_RMS = 20.0
 _GRAD_CLIP = 5.0
 _MIN_RATE = 1e-4  # as the reference: the rate never falls below 1e-4 ρ_0
 _XORSHIFT_MUL = np.uint64(0x2545F4914F6CDD1D)
@@ -137,6 +139,12 @@ def perplexity_probabilities(
         msg = f"largevis perplexity = {perplexity!r} must be >= 1 (the default is 50)"
         raise ConfigError(msg)
     _check_knn(knn_indices, knn_distances)
+    return _probabilities(knn_indices, knn_distances, perplexity)
+
+
+def _probabilities(
+    knn_indices: NDArray[np.integer], knn_distances: NDArray[np.floating], perplexity: float
+) -> NDArray[np.float64]:
     idx = np.ascontiguousarray(knn_indices, dtype=np.int64)
     dist = np.ascontiguousarray(knn_distances, dtype=np.float64)
     n_valid = ((idx >= 0) & (idx != np.arange(idx.shape[0])[:, None])).sum(axis=1)
@@ -255,9 +263,13 @@ def _clip(g):  # type: ignore[no-untyped-def]
 
 @njit(parallel=True)
 def _sgd_pass(  # type: ignore[no-untyped-def]
-    coords, edges, negatives, states, n_per_thread, t_start, t_total, rho0, gamma, n_negatives
-):
+    coords, edges, negatives, states, n_per_thread, t_start, t_total, rho0, gamma, n_negatives,
+    moving,
+):  # fmt: skip
     """Run ``n_per_thread`` edge samples on each of ``states.shape[0]`` threads, lock-free.
+
+    Only the points with ``moving[i]`` move (all of them in a layout; one tile's points in
+    ``largevis_refine``, the rest of the layout held still around them).
 
     Threads update ``coords`` in place without locks (Hogwild, as the paper): races lose an
     occasional update on sparse, rarely shared rows. Thread t draws from ``states[t]``.
@@ -295,10 +307,12 @@ def _sgd_pass(  # type: ignore[no-untyped-def]
                 c1 = _clip(g * d1) * rho
                 gx0 += c0
                 gx1 += c1
-                coords[y, 0] -= c0
-                coords[y, 1] -= c1
-            coords[x, 0] += gx0
-            coords[x, 1] += gx1
+                if moving[y]:
+                    coords[y, 0] -= c0
+                    coords[y, 1] -= c1
+            if moving[x]:
+                coords[x, 0] += gx0
+                coords[x, 1] += gx1
         states[t] = state  # read and written once per pass: no false sharing
 
 
@@ -330,8 +344,11 @@ def _initial_coords(
     return (start * (10.0 / top) if top > 0 else start).astype(np.float32)
 
 
-def _finish(coords: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Centre at the mean; scale to an RMS distance from the centre of ``_OUTPUT_RMS``."""
+def scale_layout(coords: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Centre at the mean; scale to an RMS distance from the centre of ``_OUTPUT_RMS``.
+
+    A LargeVis layout's output scale (10); its optimiser runs at about twice that.
+    """
     out = coords.astype(np.float64)
     out -= out.mean(axis=0)
     rms = math.sqrt(float((out**2).sum(axis=1).mean()))
@@ -370,21 +387,89 @@ def largevis_layout(
     rng = np.random.default_rng(seed)
     coords = _initial_coords(n, init, rng)
     if weights.nnz == 0:  # no edges at all (every row empty): nothing to optimise
-        return _finish(coords)
+        return scale_layout(coords)
     edges, negatives = _sampling_tables(weights)
     n_threads = numba.get_num_threads() if parallel else 1
     # One xorshift stream per thread, each seeded from ``seed`` (nonzero, as xorshift needs).
     states = rng.integers(1, 2**63, size=n_threads, dtype=np.uint64)
     total = samples_per_point * n
+    moving = np.ones(n, dtype=np.bool_)
     n_passes = min(_N_PASSES, total)
     per_thread = math.ceil(total / (n_passes * n_threads))
     done = 0
     for p in range(n_passes):
         _sgd_pass(
             coords, edges, negatives, states, per_thread, done, total, learning_rate, gamma,
-            n_negatives,
+            n_negatives, moving,
         )  # fmt: skip
         done += per_thread * n_threads
         if on_progress is not None:
             on_progress((p + 1) / n_passes)
-    return _finish(coords)
+    return scale_layout(coords)
+
+
+def largevis_refine(
+    coords: NDArray[np.floating],
+    rows: NDArray[np.integer],
+    knn_indices: NDArray[np.integer],
+    knn_distances: NDArray[np.floating],
+    *,
+    perplexity: float = 50.0,
+    samples_per_point: int = 500,
+    n_negatives: int = 5,
+    gamma: float = 7.0,
+    learning_rate: float = 0.25,
+    seed: int = 0,
+    parallel: bool = False,
+) -> NDArray[np.float32]:
+    """Move the points ``rows`` by LargeVis's optimiser; every other point stays still.
+
+    The placed layout's refinement (pipeline on a cluster: one tile of the first layout
+    per task). coords : (n, 2) all points, on the scale of a ``largevis_layout`` output;
+    rows : (r,) the points to move; knn_indices, knn_distances : (r, k) their kNN rows
+    (global ids). The edges are the rows' own kNN edges weighted by ``p(j|i)``; negatives
+    are drawn among ``rows``; ``samples_per_point × r`` edge samples in all, the rate
+    falling from ``learning_rate`` as in ``largevis_layout``.
+
+    Returns the moved rows' positions (r, 2) float32, on the scale of ``coords``.
+    """
+    _check_options(samples_per_point, n_negatives, gamma, learning_rate)
+    rows = np.asarray(rows, dtype=np.int64)
+    idx = np.asarray(knn_indices, dtype=np.int64)
+    r = rows.size
+    if r == 0:
+        return np.empty((0, 2), dtype=np.float32)
+    # The tile's points first, then the fixed neighbours outside it; self edges dropped.
+    valid = (idx >= 0) & (idx != rows[:, None])
+    outside = np.setdiff1d(idx[valid], rows)
+    local_ids = np.concatenate([rows, outside])
+    order = np.argsort(local_ids, kind="stable")
+    local = np.full(idx.shape, -1, dtype=np.int64)
+    local[valid] = order[np.searchsorted(local_ids[order], idx[valid])]
+    # p(j|i) over each tile row i (local number i; the point itself is -1, left out)
+    probs = _probabilities(local, knn_distances, perplexity)
+    keep = probs > 0.0
+    m = local_ids.size
+    heads = np.repeat(np.arange(r, dtype=np.int64), idx.shape[1]).reshape(idx.shape)[keep]
+    weights = sp.coo_matrix((probs[keep], (heads, local[keep])), shape=(m, m))
+    if weights.nnz == 0:
+        return np.array(np.asarray(coords)[rows], dtype=np.float32)
+    edges, negatives = _sampling_tables(weights)
+    # Only the tile's points carry negative mass (the fixed ones have no edges of their own).
+    moved = np.ascontiguousarray(np.asarray(coords)[local_ids], dtype=np.float32)
+    moving = np.zeros(m, dtype=np.bool_)
+    moving[:r] = True
+    rng = np.random.default_rng(seed)
+    n_threads = numba.get_num_threads() if parallel else 1
+    states = rng.integers(1, 2**63, size=n_threads, dtype=np.uint64)
+    total = samples_per_point * r
+    n_passes = min(_N_PASSES, total)
+    per_thread = math.ceil(total / (n_passes * n_threads))
+    done = 0
+    for _ in range(n_passes):
+        _sgd_pass(
+            moved, edges, negatives, states, per_thread, done, total, learning_rate, gamma,
+            n_negatives, moving,
+        )  # fmt: skip
+        done += per_thread * n_threads
+    return np.ascontiguousarray(moved[:r])

@@ -19,7 +19,7 @@ from explorer.compute.knn import knn_graph
 from explorer.compute.trust import layout_trust
 from explorer.config import BuildConfig, KnnConfig, PcaConfig, UmapConfig
 from explorer.ingest.dataset import InputSpec
-from explorer.pipeline import distributed
+from explorer.pipeline import dask_analytic, dask_jobs, distributed
 from explorer.pipeline.distributed import ClusterError, DaskOptions
 from explorer.pipeline.runner import build_store
 from explorer.store.reader import Store
@@ -167,14 +167,14 @@ def _dying_lid(distances: np.ndarray, n_neighbors: int | None) -> dict[str, np.n
     return _REAL_LID(distances, n_neighbors)
 
 
-_REAL_LID = distributed._task_lid
+_REAL_LID = dask_analytic._task_lid
 
 
 def test_worker_killed_mid_stage_finishes_the_same(
     tiny_input: InputSpec, tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker closed while it runs a task: Dask reruns the task on the other one."""
-    monkeypatch.setattr(distributed, "_task_lid", _dying_lid)
+    monkeypatch.setattr(dask_analytic, "_task_lid", _dying_lid)
     _KILLED.clear()
     cluster = _local_cluster()
     try:
@@ -202,7 +202,7 @@ def _counted_spread(
     return _REAL_SPREAD(indices, distances, t, start)
 
 
-_REAL_SPREAD = distributed._task_spread
+_REAL_SPREAD = dask_analytic._task_spread
 
 
 def test_cluster_lost_mid_stage_then_resumed(
@@ -213,8 +213,8 @@ def test_cluster_lost_mid_stage_then_resumed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The cluster vanishes: one line saying to rerun; the rerun redoes only what was lost."""
-    monkeypatch.setattr(distributed, "_task_spread", _counted_spread)
-    monkeypatch.setattr(distributed, "IN_FLIGHT_PER_WORKER", 1)
+    monkeypatch.setattr(dask_analytic, "_task_spread", _counted_spread)
+    monkeypatch.setattr(dask_jobs, "IN_FLIGHT_PER_WORKER", 1)
     _CALLS.clear()
     _STOP.set()
     doomed = _local_cluster()
