@@ -110,9 +110,6 @@ def refine_positions(
     n_epochs: int = 30,
     min_dist: float = 0.1,
     spread: float = 1.0,
-    ab: tuple[float, float] | None = None,
-    gamma: float = 1.0,
-    lr: float = 0.25,
     seed: int = 0,
 ) -> NDArray[np.float32]:
     """Move the points ``rows`` by UMAP's optimiser; every other point stays where it is.
@@ -138,7 +135,7 @@ def refine_positions(
     head = np.repeat(rows, idx.shape[1]).reshape(idx.shape)[keep].astype(np.int32)
     tail = idx[keep].astype(np.int32)
     epochs_per_sample = make_epochs_per_sample(w[keep].astype(np.float64), n_epochs)
-    a, b = ab if ab is not None else find_ab_params(spread, min_dist)
+    a, b = find_ab_params(spread, min_dist)
     embedding = np.ascontiguousarray(coords, dtype=np.float32).copy()
     rng = np.random.RandomState(seed)
     rng_state = rng.randint(np.iinfo(np.int32).min + 1, np.iinfo(np.int32).max - 1, 3).astype(
@@ -157,8 +154,8 @@ def refine_positions(
         a,
         b,
         rng_state,
-        gamma,
-        lr,
+        1.0,
+        0.25,
         5.0,
         False,
         move_other=False,
@@ -181,6 +178,3 @@ def spatial_tiles(coords: NDArray[np.float32], n_tiles: int) -> list[NDArray[np.
         by_y = band[np.argsort(coords[band, 1], kind="stable")]
         tiles.extend(np.sort(t).astype(np.int64) for t in np.array_split(by_y, per_band))
     return [t for t in tiles if t.size]
-
-
-REFINE_HAS_AB = True
