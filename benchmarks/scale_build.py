@@ -97,7 +97,12 @@ def _write_low_dim(path: Path, n: int, intrinsic: int, dim: int) -> None:
     low, meta = synth_mixture(n, intrinsic, seed=0)
     rng = np.random.default_rng(1)
     basis, _ = np.linalg.qr(rng.normal(size=(dim, intrinsic)))
-    x = (low @ basis.T + rng.normal(scale=0.01, size=(n, dim))).astype(np.float32)
+    x = np.empty((n, dim), dtype=np.float32)
+    step = 1_000_000  # in blocks: 10M x 64 float64 would be 5 GB at once
+    for s in range(0, n, step):
+        block = low[s : s + step]
+        noise = rng.normal(scale=0.01, size=(len(block), dim))
+        x[s : s + step] = block @ basis.T + noise
     table = pa.Table.from_pandas(meta, preserve_index=False)
     flat = pa.array(x.reshape(-1), type=pa.float32())
     table = table.append_column("vector", pa.FixedSizeListArray.from_arrays(flat, dim))

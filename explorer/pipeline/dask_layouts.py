@@ -28,10 +28,10 @@ from explorer.compute.knn import knn_graph
 from explorer.compute.largevis import (
     OPTIMISER_RMS,
     largevis_layout,
-    largevis_refine,
     scale_layout,
 )
 from explorer.compute.placement import (
+    largevis_refine,
     membership_weights,
     propagate_positions,
     refine_positions,

@@ -11,10 +11,10 @@ from sklearn.neighbors import NearestNeighbors
 
 from explorer.compute.largevis import (
     largevis_layout,
-    largevis_refine,
     largevis_weights,
     perplexity_probabilities,
 )
+from explorer.compute.placement import largevis_refine
 from explorer.compute.trust import layout_trust
 from explorer.errors import ConfigError, InputError
 
