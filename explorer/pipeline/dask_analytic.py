@@ -3,13 +3,16 @@ shard, the global reductions here; the same numbers as in-process."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 
 from explorer.compute.intrinsic import local_dim_from_parts, local_dim_parts
 from explorer.compute.outliers import outlier_scores
 from explorer.compute.trust import layout_trust_rows
 from explorer.pipeline.analytic_stages import intrinsic_result, outlier_scale, outliers_result
-from explorer.pipeline.dask_jobs import Rows, cluster_of, job, row_shards, run_jobs, submit
+from explorer.pipeline.dask_jobs import Rows, cluster_of, per_shard, row_shards, submit
 from explorer.pipeline.stage import BuildContext, StageResult
 
 
@@ -28,6 +31,10 @@ def _task_spread(
     return {"local": outlier_scores(indices, distances, t, row_offset=start)}
 
 
+def _trust_args(whole: Any, indices: np.ndarray, a: int, b: int) -> tuple[Any, ...]:
+    return (whole, Rows(indices, a, b), a)
+
+
 def run_trust(ctx: BuildContext) -> StageResult:
     indices, _ = ctx.knn()
     n = indices.shape[0]
@@ -36,15 +43,15 @@ def run_trust(ctx: BuildContext) -> StageResult:
     layouts = ctx.layouts()
     for i, (name, coords) in enumerate(layouts.items()):
         whole = submit(cluster_of(ctx).client, np.asarray, np.asarray(coords))
-        parts = run_jobs(
+        arrays[name] = per_shard(
             ctx,
             f"trust-{name}",
             _task_trust,
-            [job(whole, Rows(indices, a, b), a) for a, b in shards],
+            shards,
+            functools.partial(_trust_args, whole, indices),
             (i / len(layouts), (i + 1) / len(layouts)),
-        )
+        )["trust"]
         whole.release()
-        arrays[name] = np.concatenate([p["trust"] for p in parts])
         provides[f"trust:{name}"] = name
         summary[f"mean_{name}"] = round(float(arrays[name].mean()), 4)
     return StageResult(arrays=arrays, provides={"scores": provides}, summary=summary)
@@ -54,16 +61,10 @@ def run_intrinsic(ctx: BuildContext) -> StageResult:
     _, distances = ctx.knn()
     nn = ctx.config.intrinsic.n_neighbors
     shards = row_shards(distances.shape[0], ctx.cluster.options.shard_rows)
-    parts = run_jobs(
-        ctx,
-        "lid",
-        _task_lid,
-        [job(Rows(distances, a, b), nn) for a, b in shards],
-        (0.0, 0.3),
+    parts = per_shard(
+        ctx, "lid", _task_lid, shards, lambda a, b: (Rows(distances, a, b), nn), (0, 0.3)
     )
-    raw = local_dim_from_parts(
-        np.concatenate([p["inv"] for p in parts]), np.concatenate([p["valid"] for p in parts])
-    )
+    raw = local_dim_from_parts(parts["inv"], parts["valid"])
     return intrinsic_result(ctx, raw)
 
 
@@ -71,11 +72,12 @@ def run_outliers(ctx: BuildContext) -> StageResult:
     indices, distances = ctx.knn()
     t = outlier_scale(ctx)
     shards = row_shards(indices.shape[0], ctx.cluster.options.shard_rows)
-    parts = run_jobs(
+    parts = per_shard(
         ctx,
         "spread",
         _task_spread,
-        [job(Rows(indices, a, b), Rows(distances, a, b), t, a) for a, b in shards],
+        shards,
+        lambda a, b: (Rows(indices, a, b), Rows(distances, a, b), t, a),
         (0.0, 0.2),
     )
-    return outliers_result(ctx, np.concatenate([p["local"] for p in parts]), t)
+    return outliers_result(ctx, parts["local"], t)

@@ -164,3 +164,17 @@ def job(*args: Any) -> Callable[[], tuple[Any, ...]]:
 
 def _materialise(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(a.read() if isinstance(a, Rows) else a for a in args)
+
+
+def per_shard(
+    ctx: BuildContext,
+    tag: str,
+    fn: Callable[..., dict[str, np.ndarray]],
+    shards: Sequence[tuple[int, int]],
+    args: Callable[[int, int], tuple[Any, ...]],
+    progress: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, np.ndarray]:
+    """``fn(*args(a, b))`` for each row shard ``a:b`` (``run_jobs``); each of its outputs
+    concatenated in row order."""
+    parts = run_jobs(ctx, tag, fn, [job(*args(a, b)) for a, b in shards], progress)
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

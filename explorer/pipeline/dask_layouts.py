@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.compute.knn import knn_graph
+from explorer.compute.knn import KnnGraph, knn_graph
 from explorer.compute.largevis import (
     OPTIMISER_RMS,
     largevis_layout,
@@ -43,6 +43,7 @@ from explorer.pipeline.dask_jobs import (
     Rows,
     cluster_of,
     job,
+    per_shard,
     row_shards,
     run_jobs,
     stage_seed,
@@ -54,9 +55,6 @@ from explorer.pipeline.stage import BuildContext, StageResult
 LARGEVIS_REFINE_SAMPLES = 500
 # ... at this starting rate (LargeVis's own starts at 1): the points are near their places.
 LARGEVIS_REFINE_RATE = 0.25
-
-_Task = Callable[..., dict[str, np.ndarray]]
-
 
 # --- task bodies: module-level functions, so workers import them by name
 
@@ -71,38 +69,32 @@ def _task_umap_all(
     return {"coords": umap_layout(x, indices, distances, metric=metric, **umap)}
 
 
-def _task_umap_fit(
-    x: np.ndarray, k: int, metric: str, umap: dict[str, Any]
+def _umap_of(x: np.ndarray, graph: KnnGraph, metric: str, opts: dict[str, Any]) -> np.ndarray:
+    return umap_layout(x, graph.indices, graph.distances, metric=metric, **opts)
+
+
+def _largevis_of(x: np.ndarray, graph: KnnGraph, metric: str, opts: dict[str, Any]) -> np.ndarray:
+    return largevis_layout(graph.indices, graph.distances, **opts)
+
+
+def _task_fit(
+    x: np.ndarray, k: int, metric: str, layout: Callable[..., np.ndarray], opts: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    graph = knn_graph(x, k, metric, seed=umap["seed"])
-    return {"coords": umap_layout(x, graph.indices, graph.distances, metric=metric, **umap)}
-
-
-def _task_umap_refine(
-    coords: np.ndarray,
-    rows: np.ndarray,
-    indices: np.ndarray,
-    weights: np.ndarray,
-    opts: dict[str, Any],
-) -> dict[str, np.ndarray]:
-    return {"coords": refine_positions(coords, rows, indices, weights, **opts)}
-
-
-def _task_largevis_fit(
-    x: np.ndarray, k: int, metric: str, opts: dict[str, Any]
-) -> dict[str, np.ndarray]:
+    """The sample's own kNN graph, then ``layout`` (``_umap_of``, ``_largevis_of``) on it."""
     graph = knn_graph(x, k, metric, seed=opts["seed"])
-    return {"coords": largevis_layout(graph.indices, graph.distances, **opts)}
+    return {"coords": layout(x, graph, metric, opts)}
 
 
-def _task_largevis_refine(
+def _task_refine(
     coords: np.ndarray,
     rows: np.ndarray,
     indices: np.ndarray,
-    distances: np.ndarray,
+    per_row: np.ndarray,
+    refine: Callable[..., np.ndarray],
     opts: dict[str, Any],
 ) -> dict[str, np.ndarray]:
-    return {"coords": largevis_refine(coords, rows, indices, distances, **opts)}
+    """One tile moved by ``refine`` (``refine_positions``, ``largevis_refine``)."""
+    return {"coords": refine(coords, rows, indices, per_row, **opts)}
 
 
 # --- the placed route, shared by both layouts
@@ -112,15 +104,15 @@ def _task_largevis_refine(
 class _Route:
     """How one layout is fitted on the sample and refined per tile.
 
-    fit(x_sample, k, metric, fit_opts) and refine(coords, rows, indices, per_row,
-    refine_opts) are task bodies; ``per_row`` is the rows' membership weights (UMAP) or
-    kNN distances (LargeVis, which weighs its edges itself). ``stretch(n, sample)``
-    scales the first layout before its refinement.
+    fit(x, graph, metric, fit_opts) lays out the sample on its own kNN graph;
+    refine(coords, rows, indices, per_row, **refine_opts) moves one tile, ``per_row``
+    being the rows' membership weights (UMAP) or kNN distances (LargeVis, which weighs
+    its edges itself). ``stretch(n, sample)`` scales the first layout before refining.
     """
 
-    fit: _Task
+    fit: Callable[..., np.ndarray]
     fit_opts: dict[str, Any]
-    refine: _Task
+    refine: Callable[..., np.ndarray]
     refine_opts: dict[str, Any]
     refine_by_weights: bool
     stretch: Callable[[int, int], float] = lambda n, s: 1.0
@@ -157,13 +149,16 @@ def _placed_layout(ctx: BuildContext, route: _Route) -> tuple[np.ndarray, dict[s
     seed = stage_seed(ctx)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=opts.layout_sample, replace=False))
-    fit_job = job(Rows(x, sample), k, ctx.config.knn.metric, route.fit_opts)
-    (fit,) = run_jobs(ctx, "fit", route.fit, [fit_job], (0.0, 0.5))
-    weight_jobs = [
-        job(Rows(indices, a, b), Rows(distances, a, b)) for a, b in row_shards(n, opts.shard_rows)
-    ]
-    parts = run_jobs(ctx, "weights", _task_weights, weight_jobs, (0.5, 0.6))
-    weights = np.concatenate([p["weights"] for p in parts])
+    fit_job = job(Rows(x, sample), k, ctx.config.knn.metric, route.fit, route.fit_opts)
+    (fit,) = run_jobs(ctx, "fit", _task_fit, [fit_job], (0.0, 0.5))
+    weights = per_shard(
+        ctx,
+        "weights",
+        _task_weights,
+        row_shards(n, opts.shard_rows),
+        lambda a, b: (Rows(indices, a, b), Rows(distances, a, b)),
+        (0.5, 0.6),
+    )["weights"]
     coords, unreached = _first_layout(fit["coords"], sample, indices, weights, rng)
     coords *= np.float32(route.stretch(n, sample.size))
     whole = submit(cluster_of(ctx).client, np.asarray, coords)
@@ -174,11 +169,12 @@ def _placed_layout(ctx: BuildContext, route: _Route) -> tuple[np.ndarray, dict[s
             rows,
             Rows(indices, rows),
             weights[rows] if route.refine_by_weights else Rows(distances, rows),
+            route.refine,
             {**route.refine_opts, "seed": seed + j},
         )
         for j, rows in enumerate(tiles)
     ]
-    moved = run_jobs(ctx, "refine", route.refine, jobs, (0.6, 1.0))
+    moved = run_jobs(ctx, "refine", _task_refine, jobs, (0.6, 1.0))
     whole.release()
     for rows, part in zip(tiles, moved, strict=True):
         coords[rows] = part["coords"]
@@ -217,9 +213,9 @@ def run_umap(ctx: BuildContext) -> StageResult:
         return StageResult(arrays={"coords": whole["coords"]})
     epochs = ctx.cluster.options.refine_epochs
     route = _Route(
-        fit=_task_umap_fit,
+        fit=_umap_of,
         fit_opts=umap_opts,
-        refine=_task_umap_refine,
+        refine=refine_positions,
         refine_opts={"n_epochs": epochs, "min_dist": cfg.min_dist, "spread": cfg.spread},
         refine_by_weights=True,
     )
@@ -256,9 +252,9 @@ def run_largevis(ctx: BuildContext) -> StageResult:
         "parallel": cfg.parallel and not ctx.config.reproducible,
     }
     route = _Route(
-        fit=_task_largevis_fit,
+        fit=_largevis_of,
         fit_opts=fit_opts,
-        refine=_task_largevis_refine,
+        refine=largevis_refine,
         refine_opts={
             **weighs,
             "samples_per_point": LARGEVIS_REFINE_SAMPLES,

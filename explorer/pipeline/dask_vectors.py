@@ -32,6 +32,7 @@ from explorer.pipeline.dask_jobs import (
     Rows,
     cluster_of,
     job,
+    per_shard,
     row_shards,
     run_jobs,
     stage_seed,
@@ -85,32 +86,24 @@ def run_pca(ctx: BuildContext) -> StageResult:
     check_components(cfg.n_components, d)
     chunk = cfg.chunk_rows
     shards = row_shards(n, ctx.cluster.options.shard_rows, align=chunk)
-    moments = run_jobs(
-        ctx,
-        "moments",
-        _task_moments,
-        [job(Rows(x, a, b), chunk) for a, b in shards],
-        (0.0, 0.5),
+    moments = per_shard(
+        ctx, "moments", _task_moments, shards, lambda a, b: (Rows(x, a, b), chunk), (0.0, 0.5)
     )
     sums = np.zeros(d, dtype=np.float64)
     gram = np.zeros((d, d), dtype=np.float64)
-    for part in moments:  # in row order, chunk by chunk: exactly pca_reduce's sums
-        for s, g in zip(part["sums"], part["grams"], strict=True):
-            sums += s
-            gram += g
+    # in row order, chunk by chunk: exactly pca_reduce's sums
+    for s, g in zip(moments["sums"], moments["grams"], strict=True):
+        sums += s
+        gram += g
     axes = pca_axes(sums, gram, n, cfg.n_components)
-    projected = run_jobs(
-        ctx,
-        "project",
-        _task_project,
-        [job(Rows(x, a, b), chunk, axes) for a, b in shards],
-        (0.5, 1.0),
+    projected = per_shard(
+        ctx, "project", _task_project, shards, lambda a, b: (Rows(x, a, b), chunk, axes), (0.5, 1)
     )
     total = axes.total_variance
     kept = float(axes.explained_variance.sum()) / total if total > 0 else 1.0
     return StageResult(
         arrays={
-            "vectors": np.concatenate([p["vectors"] for p in projected]),
+            "vectors": projected["vectors"],
             "components": axes.components.astype(np.float32),
             "mean": axes.mean.astype(np.float32),
             "explained_variance": axes.explained_variance,
@@ -135,16 +128,16 @@ def run_knn(ctx: BuildContext) -> StageResult:
     if n <= opts.exact_limit:
         shards = row_shards(n, opts.shard_rows, align=_knn_exact_block(n))
         whole = submit(cluster_of(ctx).client, np.asarray, xp)  # one copy, rerunnable
-        parts = run_jobs(
+        parts = per_shard(
             ctx,
             "exact",
             _task_exact,
-            [job(Rows(xp, a, b), whole, k, cfg.metric) for a, b in shards],
+            shards,
+            lambda a, b: (Rows(xp, a, b), whole, k, cfg.metric),
             (0.0, 0.8),
         )
         whole.release()
-        indices = np.concatenate([p["indices"] for p in parts])
-        distances = np.concatenate([p["distances"] for p in parts])
+        indices, distances = parts["indices"], parts["distances"]
         put_self_first(indices, distances)
         graph = KnnGraph(indices, distances, "exact", {"n_neighbors": k, "metric": cfg.metric})
         return knn_result(ctx, x, graph)
@@ -168,14 +161,14 @@ def _sharded_graph(ctx: BuildContext, xp: np.ndarray, k: int) -> KnnGraph:
     fit_rows = np.sort(rng.choice(n, size=min(n, PARTITION_FIT_SAMPLE), replace=False))
     centres = kmeans(xp[fit_rows], _partition_count(n, opts), rng)
     shards = row_shards(n, opts.shard_rows)
-    assigned = run_jobs(
+    assign = per_shard(
         ctx,
         "assign",
         _task_assign,
-        [job(Rows(xp, a, b), centres, opts.overlap) for a, b in shards],
+        shards,
+        lambda a, b: (Rows(xp, a, b), centres, opts.overlap),
         (0.0, 0.1),
-    )
-    assign = np.concatenate([p["assign"] for p in assigned])
+    )["assign"]
     members = partition_members(assign, centres.shape[0])
     knn_opts = {
         "seed": ctx.config.seed,
