@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["pca", "knn", "umap", "trust", "intrinsic", "outliers"]
+STAGES = ["knn", "umap", "trust", "intrinsic", "outliers", "hierarchy", "slices"]
 
 
-def _child_build(data: str, out: str, dask: str, opts: str) -> dict[str, object]:
+def _child_build(data: str, out: str, dask: str, opts: str, layouts: str) -> dict[str, object]:
     from explorer.config import BuildConfig
     from explorer.ingest.dataset import InputSpec
     from explorer.pipeline.distributed import DaskOptions
@@ -39,7 +39,7 @@ def _child_build(data: str, out: str, dask: str, opts: str) -> dict[str, object]
     report = build_store(
         InputSpec(Path(data), label="label", prediction="prediction"),
         out,
-        BuildConfig(),
+        BuildConfig(layouts=tuple(layouts.split(","))),
         show_progress=False,
         dask=options,
     )
@@ -69,7 +69,8 @@ def _run_child(args: list[str]) -> dict[str, object]:
     return out
 
 
-def _trusts(plain: Path, placed: Path) -> tuple[float, float]:
+def _trusts(plain: Path, placed: Path) -> dict[str, tuple[float, float]]:
+    """Each layout in both stores: its mean trust in each, against the first's kNN graph."""
     import numpy as np
 
     from explorer.compute.trust import layout_trust
@@ -77,9 +78,13 @@ def _trusts(plain: Path, placed: Path) -> tuple[float, float]:
 
     a, b = Store(plain), Store(placed)
     indices = np.asarray(a.knn()[0])
-    fitted = float(layout_trust(np.asarray(a.layout("umap")), indices).mean())
-    moved = float(layout_trust(np.asarray(b.layout("umap")), indices).mean())
-    return fitted, moved
+    out = {}
+    for name in a.layouts:
+        if name in b.layouts:
+            fitted = float(layout_trust(np.asarray(a.layout(name)), indices).mean())
+            moved = float(layout_trust(np.asarray(b.layout(name)), indices).mean())
+            out[name] = (fitted, moved)
+    return out
 
 
 def _write_low_dim(path: Path, n: int, intrinsic: int, dim: int) -> None:
@@ -139,6 +144,14 @@ def main() -> None:
         default="one,dask",
         help="which builds to run: 'one' (one process), 'dask' (--dask local:N), or both",
     )
+    parser.add_argument(
+        "--layouts", default="umap", help="layouts to build (a rerun with --keep adds them)"
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="with --keep: run nothing, print the table from the figures kept in DIR",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -154,7 +167,7 @@ def main() -> None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for size in [int(float(s)) for s in args.sizes.split(",")]:
             data = tmp / f"synth-{size}-{args.dim}-{args.intrinsic}.parquet"
-            if not data.exists():
+            if not data.exists() and not args.report:
                 if args.intrinsic:
                     _write_low_dim(data, size, args.intrinsic, args.dim)
                 else:
@@ -168,19 +181,36 @@ def main() -> None:
             }
             plain, on_dask = tmp / f"p-{size}.store", tmp / f"d-{size}.store"
             one = many = None
-            if "one" in builds:
-                one = _run_child(["build", str(data), str(plain), "none", "{}"])
+            if args.report:
+                one, many = _kept(tmp, f"p-{size}"), _kept(tmp, f"d-{size}")
+            elif "one" in builds:
+                one = _run_child(["build", str(data), str(plain), "none", "{}", args.layouts])
                 _record(tmp, f"p-{size}", one)
-            if "dask" in builds:
+            if "dask" in builds and not args.report:
                 many = _run_child(
-                    ["build", str(data), str(on_dask), f"local:{args.workers}", json.dumps(opts)]
+                    [
+                        "build",
+                        str(data),
+                        str(on_dask),
+                        f"local:{args.workers}",
+                        json.dumps(opts),
+                        args.layouts,
+                    ]
                 )
                 _record(tmp, f"d-{size}", many)
-            fitted = placed = None
+            trusts: dict[str, tuple[float, float]] = {}
             if one is not None and many is not None:
-                fitted, placed = _trusts(plain, on_dask)
-            rows.append((size, one, many, fitted, placed, opts))
+                trusts = _trusts(plain, on_dask)
+            rows.append((size, one, many, trusts, opts))
             _print_table(rows, args)
+
+
+def _kept(folder: Path, name: str) -> dict[str, object] | None:
+    path = folder / f"{name}.json"
+    if not path.exists():
+        return None
+    out: dict[str, object] = json.loads(path.read_text())
+    return out
 
 
 def _record(folder: Path, name: str, run: dict[str, object]) -> None:
@@ -194,14 +224,17 @@ def _print_table(rows: list[tuple[Any, ...]], args: argparse.Namespace) -> None:
         f"--workers {args.workers} --sample-share {args.sample_share} "
         f"--partitions {args.partitions}"
         + (f" --intrinsic {args.intrinsic}" if args.intrinsic else "")
+        + (f" --layouts {args.layouts}" if args.layouts != "umap" else "")
         + (f" --builds {args.builds}" if args.builds != "one,dask" else "")
     )
     head = ["n", "build", *[f"{s} s" for s in STAGES], "other s", "total s"]
-    head += ["peak RSS GiB (build / worker)", "kNN recall", "trust"]
+    head += ["peak RSS GiB (build / worker)", "kNN recall", "umap trust"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for size, one, many, fitted, placed, opts in rows:
+    notes = []
+    for size, one, many, trusts, opts in rows:
         runs = []
+        fitted, placed = trusts.get("umap", (None, None))
         if one is not None:
             trust = f"{fitted:.4f} (fitted on all)" if fitted is not None else "-"
             runs.append(("one process", one, trust))
@@ -224,6 +257,16 @@ def _print_table(rows: list[tuple[Any, ...]], args: argparse.Namespace) -> None:
                 trust,
             ]
             print("| " + " | ".join(cells) + " |", flush=True)
+            rest = {k: round(v, 1) for k, v in stages.items() if k not in STAGES}
+            notes.append(f"{size:,} {label}, other stages (s): {rest}")
+        for name, (fit, moved) in trusts.items():
+            if name != "umap":
+                notes.append(
+                    f"{size:,} {name} trust: {fit:.4f} fitted on all, {moved:.4f} on "
+                    f"local:{args.workers} ({moved - fit:+.4f})"
+                )
+    for line in notes:
+        print(f"- {line}")
 
 
 if __name__ == "__main__":

@@ -31,10 +31,9 @@ from explorer.jit import njit, prange
 PERPLEXITY_PER_NEIGHBOR = 0.9
 # The reference initialisation: uniform in ±0.5e-4 / out_dim around 0.
 _INIT_SCALE = 1e-4 / 2.0
-# Output: centred, RMS distance from the centre this big. The optimiser's own scale is
-# about twice this, whatever n (RMS 18-21 at 2k-50k points of a 5-D mixture).
+# Output: centred, RMS distance from the centre this big (the optimiser's own is about
+# twice this, whatever n: RMS 18-21 at 2k-50k points of a 5-D mixture).
 _OUTPUT_RMS = 10.0
-OPTIMISER_RMS = 20.0
 
 
 @njit(parallel=True)
@@ -203,10 +202,8 @@ def _initial_coords(
 
 
 def scale_layout(coords: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Centre at the mean; scale to an RMS distance from the centre of ``_OUTPUT_RMS``.
-
-    A LargeVis layout's output scale (10); its optimiser runs at about twice that.
-    """
+    """Centre at the mean; scale to an RMS distance from the centre of 10 (LargeVis's
+    output scale)."""
     out = coords.astype(np.float64)
     out -= out.mean(axis=0)
     rms = math.sqrt(float((out**2).sum(axis=1).mean()))

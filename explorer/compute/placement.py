@@ -190,10 +190,10 @@ def largevis_refine(
     knn_distances: NDArray[np.floating],
     *,
     perplexity: float = 50.0,
-    samples_per_point: int = 500,
+    samples_per_point: int = 2000,
     n_negatives: int = 5,
     gamma: float = 7.0,
-    learning_rate: float = 0.25,
+    learning_rate: float = 1.0,
     seed: int = 0,
     parallel: bool = False,
 ) -> NDArray[np.float32]:

@@ -7,12 +7,17 @@ every other point at the weighted mean of its neighbours (``propagate_positions`
 then tiles of that first layout refined one task each by the layout's own optimiser,
 the rest held still (compute/placement.py says why tiles, and why all points move).
 
-LargeVis's refinement runs at its optimiser's scale, stretched by sqrt(n / sample) so
-the placed points get the room per point the sample had. Measured on 20,000 points of
-a 5-D 20-cluster mixture, 16 tiles, 500 samples a point (trust; LargeVis on all points
-0.344): at a 10% sample, refining at the output scale 0.26, at the optimiser's 0.26,
-stretched 0.37; at 25%: 0.26, 0.26, 0.37. UMAP's optimiser with LargeVis's kernel
-(a = b = 1, gamma 7) reached only 0.30-0.33 at 200-500 epochs.
+LargeVis's tiles run LargeVis's own schedule (its samples per point and rate) from the
+placed positions, on the first layout stretched by 3 sqrt(n / sample): the sample's
+layout is drawn at RMS 10 whatever its size, and the placed points need room.
+Trust, 10 tiles, a 20% sample, 2,000 samples a point (``explorer synth``'s mixture drawn
+in 3 dimensions and rotated into 16, as benchmarks/scale_build.py --intrinsic 3): 20,000
+points, LargeVis on all 0.551; stretched by 1 sqrt(5) 0.40 (500 samples), 2 sqrt(5) 0.49,
+3 sqrt(5) 0.530, 4 sqrt(5) 0.52 (500 samples), 16 sqrt(5) 0.45-0.49. With tiles of 5,000
+points (4 tiles) 0.571 at 3 sqrt(5); with tiles of 500 (5,000 points) 0.535 against 0.600:
+points near a tile's edge cannot move past its fixed neighbours, so tiles should hold
+thousands of points (shard_rows). UMAP's optimiser with LargeVis's kernel (a = b = 1,
+gamma 7) in place of LargeVis's reached only 0.30-0.33 against 0.344 (5-D mixture).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ import numpy as np
 
 from explorer.compute.knn import KnnGraph, knn_graph
 from explorer.compute.largevis import (
-    OPTIMISER_RMS,
     largevis_layout,
     scale_layout,
 )
@@ -51,10 +55,9 @@ from explorer.pipeline.dask_jobs import (
 )
 from explorer.pipeline.stage import BuildContext, StageResult
 
-# LargeVis's refinement: edge samples per placed point (the fit uses samples_per_point).
-LARGEVIS_REFINE_SAMPLES = 500
-# ... at this starting rate (LargeVis's own starts at 1): the points are near their places.
-LARGEVIS_REFINE_RATE = 0.25
+# LargeVis's first layout is stretched by this times sqrt(n / sample) before its
+# refinement (the module docstring has the measurements).
+LARGEVIS_STRETCH = 3.0
 
 # --- task bodies: module-level functions, so workers import them by name
 
@@ -232,7 +235,7 @@ def umap_params(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _largevis_stretch(n: int, sample: int) -> float:
-    return (OPTIMISER_RMS / 10.0) * math.sqrt(n / sample)
+    return LARGEVIS_STRETCH * math.sqrt(n / sample)
 
 
 def run_largevis(ctx: BuildContext) -> StageResult:
@@ -255,23 +258,23 @@ def run_largevis(ctx: BuildContext) -> StageResult:
         fit=_largevis_of,
         fit_opts=fit_opts,
         refine=largevis_refine,
+        # the tile runs LargeVis's own schedule from the placed positions
         refine_opts={
             **weighs,
-            "samples_per_point": LARGEVIS_REFINE_SAMPLES,
-            "learning_rate": LARGEVIS_REFINE_RATE * cfg.learning_rate,
+            "samples_per_point": cfg.samples_per_point,
+            "learning_rate": cfg.learning_rate,
         },
         refine_by_weights=False,
         stretch=_largevis_stretch,
     )
     coords, summary = _placed_layout(ctx, route)
-    summary["refine_samples"] = LARGEVIS_REFINE_SAMPLES
     return StageResult(arrays={"coords": scale_layout(coords)}, summary=summary)
 
 
 def largevis_params(ctx: BuildContext) -> dict[str, Any]:
     """The key's extra params (LargeVis runs on the cluster only when placed)."""
     opts: DaskOptions = ctx.cluster.options
-    return {"placed": {"fit_sample": opts.layout_sample, "refine_samples": LARGEVIS_REFINE_SAMPLES}}
+    return {"placed": {"fit_sample": opts.layout_sample, "stretch": LARGEVIS_STRETCH}}
 
 
 def largevis_on_cluster(ctx: BuildContext) -> bool:

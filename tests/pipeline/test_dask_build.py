@@ -163,7 +163,7 @@ def test_sampled_largevis_within_tolerance(
     build_store(mixture_input, out, config, show_progress=False, dask=options)
     record = _manifest(out)["stages"]["largevis"]
     assert record["params"]["dask"] == dask_cluster.scheduler_address
-    assert record["params"]["placed"] == {"fit_sample": 400, "refine_samples": 500}
+    assert record["params"]["placed"] == {"fit_sample": 400, "stretch": 3.0}
     assert record["summary"]["fit_sample"] == 400
     assert record["summary"]["placed"] == 1100
     store = Store(out)
