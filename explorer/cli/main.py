@@ -137,7 +137,8 @@ def _add_build_dask(p: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="run the stages that grow with n (pca, knn, umap, trust, intrinsic, outliers) "
+        help="run the stages that grow with n (pca, knn, umap, largevis, trust, intrinsic, "
+        "outliers) "
         "on the Dask scheduler at ADDRESS (tcp://host:8786), or local:N to start N local "
         "workers; the store is the same files",
     )
@@ -146,7 +147,8 @@ def _add_build_dask(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1_000_000,
         metavar="N",
-        help="with --dask: fit UMAP on N sampled points and place the rest (default: 1000000)",
+        help="with --dask: above N points fit UMAP and LargeVis on N sampled points and "
+        "place the rest (default: 1000000)",
     )
     d.add_argument(
         "--dask-shard-rows",

@@ -21,8 +21,11 @@ points near a tile's edge have neighbours outside it.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from explorer.compute.largevis import check_options, row_probabilities
+from explorer.compute.largevis_sgd import optimise_layout
 from explorer.jit import njit, prange
 
 
@@ -178,3 +181,58 @@ def spatial_tiles(coords: NDArray[np.float32], n_tiles: int) -> list[NDArray[np.
         by_y = band[np.argsort(coords[band, 1], kind="stable")]
         tiles.extend(np.sort(t).astype(np.int64) for t in np.array_split(by_y, per_band))
     return [t for t in tiles if t.size]
+
+
+def largevis_refine(
+    coords: NDArray[np.floating],
+    rows: NDArray[np.integer],
+    knn_indices: NDArray[np.integer],
+    knn_distances: NDArray[np.floating],
+    *,
+    perplexity: float = 50.0,
+    samples_per_point: int = 2000,
+    n_negatives: int = 5,
+    gamma: float = 7.0,
+    learning_rate: float = 1.0,
+    seed: int = 0,
+    parallel: bool = False,
+) -> NDArray[np.float32]:
+    """Move the points ``rows`` by LargeVis's optimiser; every other point stays still.
+
+    The placed layout's refinement (pipeline on a cluster: one tile of the first layout
+    per task). coords : (n, 2) all points, on the scale of a ``largevis_layout`` output;
+    rows : (r,) the points to move; knn_indices, knn_distances : (r, k) their kNN rows
+    (global ids). The edges are the rows' own kNN edges weighted by ``p(j|i)``; negatives
+    are drawn among ``rows``; ``samples_per_point × r`` edge samples in all, the rate
+    falling from ``learning_rate`` as in ``largevis_layout``.
+
+    Returns the moved rows' positions (r, 2) float32, on the scale of ``coords``.
+    """
+    check_options(samples_per_point, n_negatives, gamma, learning_rate)
+    rows = np.asarray(rows, dtype=np.int64)
+    idx = np.asarray(knn_indices, dtype=np.int64)
+    r = rows.size
+    if r == 0:
+        return np.empty((0, 2), dtype=np.float32)
+    # The tile's points first, then the fixed neighbours outside it; self edges dropped.
+    valid = (idx >= 0) & (idx != rows[:, None])
+    outside = np.setdiff1d(idx[valid], rows)
+    local_ids = np.concatenate([rows, outside])
+    order = np.argsort(local_ids, kind="stable")
+    local = np.full(idx.shape, -1, dtype=np.int64)
+    local[valid] = order[np.searchsorted(local_ids[order], idx[valid])]
+    # p(j|i) over each tile row i (local number i; the point itself is -1, left out)
+    probs = row_probabilities(local, knn_distances, perplexity)
+    keep = probs > 0.0
+    m = local_ids.size
+    heads = np.repeat(np.arange(r, dtype=np.int64), idx.shape[1]).reshape(idx.shape)[keep]
+    weights = sp.coo_matrix((probs[keep], (heads, local[keep])), shape=(m, m))
+    if weights.nnz == 0:
+        return np.array(np.asarray(coords)[rows], dtype=np.float32)
+    # Only the tile's points carry negative mass (the fixed ones have no edges of their own).
+    moved = np.ascontiguousarray(np.asarray(coords)[local_ids], dtype=np.float32)
+    moving = np.zeros(m, dtype=np.bool_)
+    moving[:r] = True
+    sgd = (learning_rate, gamma, n_negatives, parallel)
+    optimise_layout(moved, weights, moving, samples_per_point * r, np.random.default_rng(seed), sgd)
+    return np.ascontiguousarray(moved[:r])

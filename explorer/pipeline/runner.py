@@ -197,7 +197,7 @@ def _placed(stage: Stage, ctx: BuildContext) -> tuple[Stage, bool]:
         return stage, False
     from explorer.pipeline.distributed import on_cluster
 
-    remote = on_cluster(stage)
+    remote = on_cluster(stage, ctx)
     return (stage, False) if remote is None else (remote, True)
 
 

@@ -14,6 +14,8 @@ from explorer.compute.largevis import (
     largevis_weights,
     perplexity_probabilities,
 )
+from explorer.compute.placement import largevis_refine
+from explorer.compute.trust import layout_trust
 from explorer.errors import ConfigError, InputError
 
 
@@ -160,3 +162,34 @@ def test_digits_trustworthiness() -> None:
     coords = largevis_layout(idx, dist, seed=0)
     # measured 0.987-0.99 at the default 2,000 samples per point (UMAP: 0.988)
     assert trustworthiness(x, coords, n_neighbors=10) >= 0.97
+
+
+def test_refine_moves_only_its_rows_and_spreads_a_collapsed_tile(
+    blobs: tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int64]],
+) -> None:
+    """A third of a layout's points collapsed onto their blob's centre (as a placement by
+    neighbour means leaves them), then refined with the rest held still: the layout keeps
+    more of each point's neighbours; the input is untouched; the same seed, the same."""
+    idx, dist, labels = blobs
+    coords = largevis_layout(idx, dist, seed=0, parallel=False) * 2.0
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.choice(len(coords), size=len(coords) // 3, replace=False))
+    collapsed = coords.copy()
+    for blob in np.unique(labels):
+        mine = rows[labels[rows] == blob]
+        collapsed[mine] = coords[labels == blob].mean(axis=0) + rng.normal(0, 0.1, (mine.size, 2))
+    before = collapsed.copy()
+    moved = largevis_refine(collapsed, rows, idx[rows], dist[rows], seed=1)
+    assert moved.shape == (rows.size, 2)
+    assert moved.dtype == np.float32
+    np.testing.assert_array_equal(collapsed, before)  # the input is not written
+    again = largevis_refine(collapsed, rows, idx[rows], dist[rows], seed=1)
+    np.testing.assert_array_equal(moved, again)
+    mended = collapsed.copy()
+    mended[rows] = moved
+    trust_before = float(layout_trust(collapsed, idx).mean())
+    trust_after = float(layout_trust(mended, idx).mean())
+    assert trust_after > trust_before + 0.05, (trust_before, trust_after)
+    assert _own_blob_share(mended, labels) > 0.95
+    empty = largevis_refine(coords, np.array([], dtype=np.int64), idx[:0], dist[:0])
+    assert empty.shape == (0, 2)

@@ -19,7 +19,7 @@ from explorer.compute.knn import knn_graph
 from explorer.compute.trust import layout_trust
 from explorer.config import BuildConfig, KnnConfig, PcaConfig, UmapConfig
 from explorer.ingest.dataset import InputSpec
-from explorer.pipeline import distributed
+from explorer.pipeline import dask_analytic, dask_jobs, distributed
 from explorer.pipeline.distributed import ClusterError, DaskOptions
 from explorer.pipeline.runner import build_store
 from explorer.store.reader import Store
@@ -150,6 +150,34 @@ def test_sampled_layout_and_sharded_knn_within_tolerance(
     assert trust_placed >= trust_fitted - 0.02, (trust_placed, trust_fitted)
 
 
+def test_sampled_largevis_within_tolerance(
+    mixture_input: InputSpec, dask_cluster: Any, tmp_path: Path
+) -> None:
+    """LargeVis above --dask-layout-sample: fitted on 400 of 1,500 points on a worker, the
+    rest placed and refined per tile; trust within 0.02 of LargeVis fitted on all."""
+    config = BuildConfig(seed=0, layouts=("largevis",))
+    options = DaskOptions(
+        dask_cluster.scheduler_address, shard_rows=750, layout_sample=400, timeout=5
+    )
+    out = tmp_path / "largevis.store"
+    build_store(mixture_input, out, config, show_progress=False, dask=options)
+    record = _manifest(out)["stages"]["largevis"]
+    assert record["params"]["dask"] == dask_cluster.scheduler_address
+    assert record["params"]["placed"] == {"fit_sample": 400, "stretch": 3.0}
+    assert record["summary"]["fit_sample"] == 400
+    assert record["summary"]["placed"] == 1100
+    store = Store(out)
+    indices, distances = (np.asarray(a) for a in store.knn())  # exact: n <= 20,000
+    from explorer.compute.largevis import largevis_layout
+
+    fitted = largevis_layout(indices, distances, seed=0, parallel=False)
+    placed = np.asarray(store.layout("largevis"))
+    assert np.sqrt((placed**2).sum(axis=1).mean()) == pytest.approx(10.0, rel=1e-3)
+    trust_fitted = float(layout_trust(fitted, indices).mean())
+    trust_placed = float(layout_trust(placed, indices).mean())
+    assert trust_placed >= trust_fitted - 0.02, (trust_placed, trust_fitted)
+
+
 _KILLED = threading.Event()
 
 
@@ -167,14 +195,14 @@ def _dying_lid(distances: np.ndarray, n_neighbors: int | None) -> dict[str, np.n
     return _REAL_LID(distances, n_neighbors)
 
 
-_REAL_LID = distributed._task_lid
+_REAL_LID = dask_analytic._task_lid
 
 
 def test_worker_killed_mid_stage_finishes_the_same(
     tiny_input: InputSpec, tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker closed while it runs a task: Dask reruns the task on the other one."""
-    monkeypatch.setattr(distributed, "_task_lid", _dying_lid)
+    monkeypatch.setattr(dask_analytic, "_task_lid", _dying_lid)
     _KILLED.clear()
     cluster = _local_cluster()
     try:
@@ -202,7 +230,7 @@ def _counted_spread(
     return _REAL_SPREAD(indices, distances, t, start)
 
 
-_REAL_SPREAD = distributed._task_spread
+_REAL_SPREAD = dask_analytic._task_spread
 
 
 def test_cluster_lost_mid_stage_then_resumed(
@@ -213,8 +241,8 @@ def test_cluster_lost_mid_stage_then_resumed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The cluster vanishes: one line saying to rerun; the rerun redoes only what was lost."""
-    monkeypatch.setattr(distributed, "_task_spread", _counted_spread)
-    monkeypatch.setattr(distributed, "IN_FLIGHT_PER_WORKER", 1)
+    monkeypatch.setattr(dask_analytic, "_task_spread", _counted_spread)
+    monkeypatch.setattr(dask_jobs, "IN_FLIGHT_PER_WORKER", 1)
     _CALLS.clear()
     _STOP.set()
     doomed = _local_cluster()
@@ -290,6 +318,8 @@ def test_local_cluster_from_the_command_line(tmp_path: Path) -> None:
     assert _hashes(tmp_path / "b.store") == _hashes(tmp_path / "a.store")
     assert _manifest(tmp_path / "b.store")["stages"]["knn"]["params"]["workers"] == 2
     assert _manifest(tmp_path / "b.store")["stages"]["knn"]["params"]["dask"] == "local:2"
+    # below --dask-layout-sample LargeVis runs in the building process, as without --dask
+    assert "dask" not in _manifest(tmp_path / "b.store")["stages"]["largevis"]["params"]
 
 
 def test_a_rerun_samples_as_the_run_it_resumes(tmp_path: Path) -> None:
