@@ -96,7 +96,7 @@ def use_live_html(live: bool) -> None:
 
 
 def live_html(text: str = "", **params: Any) -> LiveHTML | pn.pane.HTML:
-    """A fragment changed on every map frame: ``LiveHTML`` when served, else an HTML pane."""
+    """A fragment changed on every map frame: ``LiveHTML``, or in a notebook an HTML pane."""
     return LiveHTML(text, **params) if _live[0] else html_pane(text, **params)
 
 

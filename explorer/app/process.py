@@ -120,7 +120,7 @@ def start_warm_up(resources: StoreResources | None = None) -> None:
         warm_up(pause=wait_for_quiet)
         wait_for_quiet()
         _warm_search()
-        if resources is not None:
+        if resources is not None and resources.cluster is None:  # on a cluster: never
             wait_for_quiet()
             _ = resources.table
 
