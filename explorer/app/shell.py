@@ -436,6 +436,7 @@ def serve(
     # No MathJax in the page (1.8 MB of JavaScript, the largest file of the first page):
     # Panel adds it whenever an HTML pane is present, but ours all have math disabled.
     panel_resources._panel_use_mathjax = _no_mathjax
+    markup.use_live_html(True)
     # Every script and stylesheet from our own server, never a CDN (even with
     # BOKEH_RESOURCES=cdn set): the page works offline and tells no third party of a visit.
     bokeh_settings.resources.set_value("server")

@@ -112,6 +112,7 @@ def test_live_html_changes_text_without_restyling_the_document(
 def test_map_status_and_legend_are_live_html_unless_in_a_notebook(
     resources: StoreResources,
 ) -> None:
+    markup.use_live_html(True)  # as `serve` sets it (a notebook test may have run before)
     m = build_app(resources).map
     assert isinstance(m.legend, markup.LiveHTML)
     assert "points in view" in m._status.object

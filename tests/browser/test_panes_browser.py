@@ -8,6 +8,7 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from bokeh.core.property.descriptors import UnsetValueError
 from PIL import Image
 from playwright.sync_api import Page
 
@@ -162,7 +163,10 @@ def test_split_view_switched_on_draws_the_second_map(page: Page, served_digits: 
 
     def drawn_at_browser_size() -> bool:
         last = second.last_result
-        return last is not None and last.request.width == fig.inner_width
+        try:
+            return last is not None and last.request.width == fig.inner_width
+        except UnsetValueError:  # the browser has not reported its size yet
+            return False
 
     wait_until(drawn_at_browser_size, page, timeout=20)
     page.wait_for_timeout(500)
