@@ -190,11 +190,13 @@ def served_digits(digits_store: Path) -> Iterator[Served]:
 
 
 def click_data(page: Page, figure_id: str, x: float, y: float) -> None:
-    """Click the point ``(x, y)`` (data coordinates) of any Bokeh figure on the page."""
+    """Click the point ``(x, y)`` (data coordinates) of any Bokeh figure on the page
+    (once the page shows it: a tab's figure is drawn only when the tab is opened)."""
     js = """([id, x, y]) => {
         const v = Bokeh.index.query_one((w) => w.model.id == id);
+        if (v == null) { return null; }
         const r = v.canvas_view.el.getBoundingClientRect();
         return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
     }"""
-    sx, sy = page.evaluate(js, [figure_id, float(x), float(y)])
+    sx, sy = wait_until(lambda: page.evaluate(js, [figure_id, float(x), float(y)]), page)
     page.mouse.click(float(sx), float(sy))
