@@ -367,3 +367,69 @@ def test_killed_worker_between_frames(
     deadline = time.monotonic() + 60
     while len(dask_client.run(os.getpid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
+
+
+def _slow_first_partition(flag: str) -> None:
+    """On a worker: the next partition a frame reads waits 3 s, after writing the worker's
+    pid to ``flag`` (so the test knows the frame is in flight, and on which worker)."""
+    from explorer.app import cluster_tasks
+
+    plain_rows = getattr(cluster_tasks, "_plain_frame_rows", cluster_tasks.frame_rows)
+    cluster_tasks._plain_frame_rows = plain_rows  # type: ignore[attr-defined]
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        if not Path(flag).exists():
+            Path(flag).write_text(str(os.getpid()))
+            time.sleep(3)
+        return plain_rows(*args, **kwargs)
+
+    cluster_tasks.frame_rows = slow
+
+
+def _plain_partitions() -> None:
+    from explorer.app import cluster_tasks
+
+    cluster_tasks.frame_rows = getattr(cluster_tasks, "_plain_frame_rows", cluster_tasks.frame_rows)
+
+
+def test_killed_worker_mid_frame(
+    plain: StoreResources, on_cluster: StoreResources, dask_client: Any, tmp_path: Path
+) -> None:
+    """Kill the worker that is reading a frame's partition while it reads: the frame is
+    retried on the other worker (or fails in one line), and the next frame works."""
+    import threading
+
+    x0, x1, y0, y1 = _views(plain)[0]
+    req = FrameRequest("umap", x0, x1, y0, y1, 200, 150, color_by="label")
+    want = draw_frame(plain, req).frame.rgba
+    flag = tmp_path / "reading"
+    dask_client.run(_slow_first_partition, str(flag))
+    got: list[Any] = []
+
+    def frame() -> None:
+        try:
+            got.append(draw_frame(on_cluster, req).frame.rgba)
+        except ClusterError as exc:
+            got.append(str(exc))
+
+    try:
+        drawing = threading.Thread(target=frame)
+        drawing.start()
+        deadline = time.monotonic() + 60
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the frame never reached a worker"
+        time.sleep(0.2)  # the pid is written before the sleep: let it be mid-read
+        os.kill(int(flag.read_text()), signal.SIGKILL)
+        drawing.join(120)
+        assert not drawing.is_alive()
+        assert len(got) == 1
+        if isinstance(got[0], str):
+            assert "\n" not in got[0]
+            assert "Dask cluster" in got[0]
+        else:
+            np.testing.assert_array_equal(got[0], want)
+    finally:
+        dask_client.run(_plain_partitions)
+    np.testing.assert_array_equal(draw_frame(on_cluster, req).frame.rgba, want)
+    dask_client.wait_for_workers(2, timeout=120)  # the nanny restarts the killed one
