@@ -90,3 +90,21 @@ def test_metadata_is_shown_as_text_never_run(page: Page, served: Served) -> None
     page.get_by_text(XSS).first.wait_for(timeout=10_000)  # shown, as text
     page.screenshot(path=str(artifact("browser-xss-as-text.png")))
     assert page.evaluate("window.__pwned") is None
+
+
+def test_map_is_wider_than_the_tabs_and_every_tab_is_in_sight(page: Page, served: Served) -> None:
+    """At 1400 px the map had a third less width than the tabs beside it, and the last tab
+    headers were scrolled out of sight: the map now gets the larger share, tabs wrap."""
+    open_app(page, served)
+    canvas = page.locator(".bk-Canvas").first.bounding_box()
+    tabs = page.locator(".bk-panel-models-tabs-Tabs").first.bounding_box()
+    assert canvas is not None
+    assert tabs is not None
+    assert canvas["width"] > tabs["width"]
+    headers = page.locator(".bk-panel-models-tabs-Tabs .bk-tab")
+    assert headers.count() >= 5
+    for i in range(headers.count()):
+        box = headers.nth(i).bounding_box()
+        assert box is not None
+        assert tabs["x"] <= box["x"]
+        assert box["x"] + box["width"] <= tabs["x"] + tabs["width"] + 1

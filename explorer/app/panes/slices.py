@@ -70,7 +70,10 @@ class SlicesPane(PaneBase):
                 "lift": NumberFormatter(format="0.00"),
                 "size": NumberFormatter(format="0,0"),
             },
-            layout="fit_data_table", widths={"name": 280, "description": 220, "related": 200},
+            # Beside the map the tab is ~400 px: a narrower wrapped name leaves size and error
+            # rate in sight, and frozen it stays in sight while the rest scrolls sideways.
+            layout="fit_data_table", widths={"name": 200, "description": 220, "related": 200},
+            frozen_columns=["name"],
         )  # fmt: skip
         self.table.param.watch(self._on_row, "selection")
         self.help = markup.html_pane(markup.note(HELP), margin=(0, 10))
