@@ -91,7 +91,7 @@ def prepare_first_page(
     Our render kernels (from numba's cache), the first layout's index and the default
     colour, then ``build(resources)``, a session built ahead: it fills the process's
     caches (score histograms, category counts, value ranges), imports what the panes
-    import, and is the first visitor's session (``shell.SpareSession``). Done while the
+    import, and is the first visitor's session (``server.SpareSession``). Done while the
     first page was loading, this work made that page wait 5.6 s (1M points) to 8 s (10M)
     for its first image (benchmarks/browser.py).
     """

@@ -158,7 +158,7 @@ def run_server(store: Path, args: argparse.Namespace) -> int:
             "--password: anyone who can reach this port can see the data",
             file=sys.stderr,
         )
-    from explorer.app.shell import serve
+    from explorer.app.server import serve
 
     if args.address in LOCAL_ADDRESSES:
         host = "localhost"

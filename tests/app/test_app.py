@@ -241,7 +241,7 @@ def test_markup_escapes_every_label() -> None:
 
 
 def test_default_origins() -> None:
-    from explorer.app.shell import default_origins
+    from explorer.app.server import default_origins
 
     assert default_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
     assert len(default_origins("0.0.0.0", 80)) >= 3

@@ -17,7 +17,8 @@ from bokeh.models import ColumnDataSource
 from explorer.app import background, markup, process
 from explorer.app.mapfigure import update_source
 from explorer.app.resources import StoreResources
-from explorer.app.shell import SpareSession, build_app
+from explorer.app.server import SpareSession
+from explorer.app.shell import build_app
 
 
 def test_prepare_first_page_builds_one_session_once(resources: StoreResources) -> None:

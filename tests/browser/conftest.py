@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from explorer.app.shell import ExplorerApp, serve
+from explorer.app.server import serve
+from explorer.app.shell import ExplorerApp
 from tests.helpers import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from explorer.app import serving
+from explorer.app.server import serve
 from explorer.app.serving import check_password, load_credentials
-from explorer.app.shell import ExplorerApp, serve
+from explorer.app.shell import ExplorerApp
 from explorer.errors import InputError
 
 PASSWORD = "correct horse battery staple"

@@ -18,7 +18,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def fake_serve(store: Path, **kwargs: Any) -> None:
         calls.append({"store": Path(store), **kwargs})
 
-    monkeypatch.setattr("explorer.app.shell.serve", fake_serve)
+    monkeypatch.setattr("explorer.app.server.serve", fake_serve)
     return calls
 
 
