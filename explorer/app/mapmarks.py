@@ -25,25 +25,6 @@ from explorer.render.raster import NumericColor
 LABEL_CHARS = 28
 
 
-def false_neighbours(
-    coords: NDArray[np.floating], row: int, true: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    """Among ``row``'s ``len(true)`` nearest points on the map, those not in ``true``
-    (its nearest in the data): strangers the picture puts next to it. Nearest first."""
-    if true.size == 0:
-        return np.zeros(0, np.int64)
-    xy = np.asarray(coords, np.float64)
-    d2 = np.sum((xy - xy[row]) ** 2, axis=1)
-    d2[row] = np.inf
-    d2[~np.isfinite(d2)] = np.inf
-    k = min(true.size, d2.size - 1)
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    near = np.argpartition(d2, k - 1)[:k]
-    near = near[np.argsort(d2[near], kind="stable")]
-    return near[~np.isin(near, true)].astype(np.int64)
-
-
 class MapMarks:
     """Updates the map's overlay sources for one session."""
 

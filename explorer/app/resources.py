@@ -41,7 +41,7 @@ from explorer.app.refs import where_rows
 from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError
 from explorer.render.colors import CategoricalColor
-from explorer.render.hittest import points_in_box, points_in_polygon
+from explorer.render.hittest import false_neighbours, points_in_box, points_in_polygon
 from explorer.render.raster import NumericColor, PointIndex, nearest_point
 from explorer.store.export import subset_table
 from explorer.store.reader import Store
@@ -470,11 +470,9 @@ class StoreResources:
 
     def false_neighbours(self, layout: str, row: int, true: NDArray[np.int64]) -> NDArray[np.int64]:
         """Among ``row``'s ``len(true)`` nearest points on the map, those not in ``true``
-        (its nearest in the data), nearest first. In process ``mapmarks.false_neighbours``
+        (its nearest in the data), nearest first. In process ``hittest.false_neighbours``
         over the coordinates; on a cluster the nearest come from the workers."""
         if self.cluster is None:
-            from explorer.app.mapmarks import false_neighbours
-
             return false_neighbours(self.coords(layout), row, true)
         if true.size == 0:
             return np.zeros(0, np.int64)

@@ -5,6 +5,9 @@ never leave the server. The lasso test is exact: the even-odd (crossing-number) 
 float64, so a self-intersecting lasso selects the regions it encloses an odd number of
 times. A bounding-box prefilter skips most points, and the polygon's edges are bucketed
 into horizontal bands so each point tests only the few edges at its height.
+
+``false_neighbours``: the points a pinned point's 2-D neighbourhood holds that its
+high-dimensional one does not (the map's "strangers").
 """
 
 from __future__ import annotations
@@ -247,3 +250,22 @@ def _polygon_sorted(
         bounds.size - 1,
     )  # fmt: skip
     return np.flatnonzero(out).astype(np.int64)
+
+
+def false_neighbours(
+    coords: NDArray[np.floating], row: int, true: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Among ``row``'s ``len(true)`` nearest points on the map, those not in ``true``
+    (its nearest in the data): strangers the picture puts next to it. Nearest first."""
+    if true.size == 0:
+        return np.zeros(0, np.int64)
+    xy = np.asarray(coords, np.float64)
+    d2 = np.sum((xy - xy[row]) ** 2, axis=1)
+    d2[row] = np.inf
+    d2[~np.isfinite(d2)] = np.inf
+    k = min(true.size, d2.size - 1)
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    near = np.argpartition(d2, k - 1)[:k]
+    near = near[np.argsort(d2[near], kind="stable")]
+    return near[~np.isin(near, true)].astype(np.int64)

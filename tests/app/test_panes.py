@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.app.mapmarks import false_neighbours
 from explorer.app.refs import parse_ref, range_ref
 from explorer.app.registry import PANES, available_panes
 from explorer.app.resources import StoreResources
 from explorer.app.shell import ExplorerApp, build_app
 from explorer.app.urlstate import parse_view, query_string, view_query
 from explorer.render.colors import CategoricalColor
+from explorer.render.hittest import false_neighbours
 from explorer.store.reader import Store
 from tests.app.test_urlstate import FakeLocation, as_query
 
