@@ -178,8 +178,8 @@ def panes_child(store: str, dask: str) -> dict[str, Any]:
     step("select", t)
     row = int(app.state.selection[0]) if app.state.selection.size else 0
     t = time.perf_counter()
-    res.record(row)
-    res.heading(row)
+    res.cards.record(row)
+    res.cards.heading(row)
     step("hover", t)
     out["peak_rss_mb"] = _rss_mb("VmHWM")
     out["peak_held_mb"] = tracemalloc.get_traced_memory()[1] / 2**20

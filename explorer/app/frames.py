@@ -122,8 +122,8 @@ def pictures_in_view(
     enough are in view to see them one by one (``PICTURE_LIMIT``); else None."""
     if n_in_view > PICTURE_LIMIT or n_in_view == 0:
         return None
-    has_text = resources.title_column is not None or resources.text_column is not None
-    if resources.thumbnails is None and not has_text:
+    has_text = resources.cards.title_column is not None or resources.text_column is not None
+    if resources.cards.thumbnails is None and not has_text:
         return None
     box = (request.x0, request.x1, request.y0, request.y1)
     rows, xy32 = resources.points_in_box(request.layout, box, mask=request.mask)
@@ -131,12 +131,12 @@ def pictures_in_view(
     colors = _picture_colors(resources, request.color_by, rows)
     alphas = _picture_alphas(request.highlight, rows)
     x, y = xy[:, 0].tolist(), xy[:, 1].tolist()
-    if resources.thumbnails is not None:
-        uris = [resources.thumbnail(int(r)) or "" for r in rows]
+    if resources.cards.thumbnails is not None:
+        uris = [resources.cards.thumbnail(int(r)) or "" for r in rows]
         vp = request.viewport()
         side = float(np.clip(0.7 * np.sqrt(vp.width * vp.height / max(rows.size, 1)), 16, 48))
         return Pictures(rows, x, y, uris, None, side, colors, alphas)
-    titles = [one_line(resources.heading(int(r)), TITLE_CHARS) for r in rows]
+    titles = [one_line(resources.cards.heading(int(r)), TITLE_CHARS) for r in rows]
     return Pictures(rows, x, y, None, titles, colors=colors, alphas=alphas)
 
 

@@ -1,10 +1,10 @@
 """What all sessions of a server process share: the store and what is derived from it.
 
 One ``StoreResources`` per store and process (``explorer.app.process``): the read-only
-store (memory-mapped), a ``PointIndex`` per layout, colourings, filter masks, thumbnails
-and the read models (hierarchy, slices, scores), each built lazily on first use and then
-reused by every session. A session itself holds
-only its ``ExplorerState`` and its widgets, so it costs little memory.
+store (memory-mapped), a ``PointIndex`` per layout, colourings, filter masks, the points'
+cards (``explorer.app.cards``) and the read models (hierarchy, slices, scores), each built
+lazily on first use and then reused by every session. A session itself holds only its
+``ExplorerState`` and its widgets, so it costs little memory.
 
 Arrays handed out here are read-only and keep their identity between calls (the render
 path caches sorted copies by identity), so never modify them: build new ones.
@@ -13,7 +13,6 @@ path caches sorted copies by identity), so never modify them: build new ones.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,11 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from explorer.app.cards import PointCards
 from explorer.app.coloring import categorical_coloring, numeric_coloring
 from explorer.app.columns import (
     ColumnInfo,
     describe_columns,
-    display_value,
     factorize,
     first_rows,
     numeric_values,
@@ -38,7 +37,6 @@ from explorer.app.models.hierarchy import HierarchyModel
 from explorer.app.models.scores import ScoreModel, finite_median
 from explorer.app.models.slices import SliceModel
 from explorer.app.refs import where_rows
-from explorer.app.thumbs import Thumbnails
 from explorer.errors import ConfigError
 from explorer.render.colors import CategoricalColor
 from explorer.render.hittest import false_neighbours, points_in_box, points_in_polygon
@@ -51,9 +49,6 @@ if TYPE_CHECKING:
     from explorer.app.cluster import ClusterPoints
 
 T = TypeVar("T")
-TITLE_NAMES = ("title", "name", "headline", "caption", "subject")
-SCORE_LABELS = {"trust": "layout trust", "lid": "local ID", "outlier": "outlier score"}
-POINTS_KEPT = 256  # rows' values kept from the workers (hover cards, galleries)
 _PAD = 0.03  # share of the extent left around the points in the initial view
 DISK_LAYOUT = "hmds"  # a layout in the Poincaré (unit) disk: the map draws its boundary
 
@@ -81,7 +76,8 @@ class StoreResources:
         # With ``explorer serve --dask``: the points live on the cluster (explorer.app.cluster)
         # and frames, hit-tests, filters, selection statistics and exports run there.
         self.cluster: ClusterPoints | None = None
-        self._points: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        # One point's values as a card, a hover title or a gallery caption.
+        self.cards = PointCards(self)
 
     def attach_cluster(self, cluster: ClusterPoints) -> None:
         """Answer from ``cluster`` from now on (``explorer serve --dask``): the web process
@@ -483,108 +479,6 @@ class StoreResources:
         """Point ``row`` and its high-dimensional neighbours: "points like this one"."""
         idx, _ = self.neighbors(row)
         return np.append(idx, row)
-
-    @property
-    def thumbnails(self) -> Thumbnails | None:
-        """The sprite-sheet thumbnails, when the store has them."""
-        if not self.store.has_thumbnails:
-            return None
-        return self._cached("thumbnails", "", lambda: Thumbnails(self.store))
-
-    def thumbnail(self, row: int) -> str | None:
-        """A PNG data URI of point ``row``'s thumbnail, or None."""
-        return None if self.thumbnails is None else self.thumbnails.data_uri(row)
-
-    @property
-    def title_column(self) -> str | None:
-        """A short, title-like text column to lead a point's card with (text stores)."""
-        for info in self.columns.values():
-            if info.kind in ("text", "categorical") and info.name.lower() in TITLE_NAMES:
-                return info.name
-        return None
-
-    def point(self, row: int) -> dict[str, Any]:
-        """Point ``row``'s point-table values and scores (Python values), by name.
-
-        In process a slice of the loaded table; on a cluster read by a worker (the row
-        group that holds it) and kept among the last ``POINTS_KEPT`` rows asked for.
-        """
-        if self.cluster is None:
-            out: dict[str, Any] = self.table.slice(row, 1).to_pylist()[0]
-            for name in self.store.scores:
-                out[name] = float(self.values(name)[row])
-            return out
-        with self._lock:
-            hit = self._points.get(row)
-            if hit is not None:
-                self._points.move_to_end(row)
-                return hit
-        self.fetch_points(np.array([row], np.int64))
-        with self._lock:
-            return self._points[row]
-
-    def fetch_points(self, rows: NDArray[np.int64]) -> None:
-        """On a cluster: read ``rows``' values in one trip (a gallery's), for ``point``."""
-        if self.cluster is None:
-            return
-        with self._lock:
-            wanted = np.unique(np.asarray(rows, np.int64)[:POINTS_KEPT])
-            wanted = np.array([r for r in wanted.tolist() if r not in self._points], np.int64)
-        if wanted.size == 0:
-            return
-        found = self.cluster.point_rows(wanted)
-        with self._lock:
-            for r, values in zip(wanted.tolist(), found, strict=True):
-                self._points[r] = values
-            while len(self._points) > POINTS_KEPT:
-                self._points.popitem(last=False)
-
-    def _value(self, row: int, column: str) -> Any:
-        if self.cluster is not None:
-            return self.point(row)[column]
-        return self.table.column(column)[row].as_py()
-
-    def heading(self, row: int) -> str:
-        """What a point is called: its title when the store has one, else its id."""
-        column = self.title_column
-        if column is not None:
-            value = display_value(self._value(row, column))
-            if value:
-                return value if len(value) <= 120 else value[:119] + "…"
-        return self.label_of(row)
-
-    def record(self, row: int) -> dict[str, str]:
-        """Point ``row``'s metadata and scores as text, id first.
-
-        Image paths, the title (the card's heading) and the text (shown above the table)
-        are left out, so nothing is said twice.
-        """
-        values = self.point(row)
-        out = {self.id_column: display_value(values[self.id_column])}
-        skip = {self.title_column, self.text_column}
-        for info in self.columns.values():
-            if info.kind not in ("id", "image") and info.name not in skip:
-                out[info.name] = display_value(values[info.name])
-        for name in self.store.scores:
-            value = float(values[name])
-            kind, _, layout = name.partition(":")
-            label = SCORE_LABELS.get(kind, kind) + (f" ({layout})" if layout else "")
-            out[label] = (
-                f"{value:.3g}" if np.isfinite(value) else "n/a"
-            )  # fmt: skip
-        return out
-
-    def text(self, row: int, limit: int = 300) -> str | None:
-        """The start of point ``row``'s text column, or None without one."""
-        column = self.text_column
-        if column is None:
-            return None
-        text = display_value(self._value(row, column))
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-
-    def label_of(self, row: int) -> str:
-        """Point ``row``'s id as text."""
-        return display_value(self._value(row, self.id_column))
 
     def subset(
         self, rows: NDArray[np.int64], *, layouts: tuple[str, ...] = (), vectors: bool = False

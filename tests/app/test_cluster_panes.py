@@ -87,12 +87,12 @@ def test_score_answers_equal(plain: StoreResources, on_cluster: StoreResources) 
 
 
 def test_row_details_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
-    on_cluster.fetch_points(_rows(plain)[:20])
+    on_cluster.cards.fetch_points(_rows(plain)[:20])
     for row in (0, 1, 17, plain.n_points - 1, *_rows(plain)[:20].tolist()):
-        assert on_cluster.record(row) == plain.record(row)
-        assert on_cluster.heading(row) == plain.heading(row)
-        assert on_cluster.text(row) == plain.text(row)
-        assert on_cluster.label_of(row) == plain.label_of(row)
+        assert on_cluster.cards.record(row) == plain.cards.record(row)
+        assert on_cluster.cards.heading(row) == plain.cards.heading(row)
+        assert on_cluster.cards.text(row) == plain.cards.text(row)
+        assert on_cluster.cards.label_of(row) == plain.cards.label_of(row)
 
 
 def test_hierarchy_on_cluster_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
@@ -251,7 +251,7 @@ def test_web_process_holds_no_per_point_array(guarded: StoreResources) -> None:
     app.state.invert_selection()
     row = int(app.state.selection[0])
     app.state.hovered = row
-    guarded.record(row)
+    guarded.cards.record(row)
     guarded.false_neighbours("umap", row, guarded.neighbors(row)[0])  # the guard would raise
     app.pane("find").search("3")
     app.pane("find").filter_where("confidence < 0.7")
@@ -275,7 +275,7 @@ def test_find_on_cluster_equal(plain: StoreResources, on_cluster: StoreResources
         where_rows(on_cluster, "no_such_column = 1")
     with pytest.raises(QueryError):
         on_cluster.search("(", regex=True)
-    ids = [plain.label_of(r) for r in (5, 0, 1700, 5)]
+    ids = [plain.cards.label_of(r) for r in (5, 0, 1700, 5)]
     np.testing.assert_array_equal(on_cluster.rows_of_ids(ids), [5, 0, 1700, 5])
     np.testing.assert_array_equal(on_cluster.rows_of_ids(["nope"]), plain.rows_of_ids(["nope"]))
     apps = [build_app(plain), build_app(on_cluster)]

@@ -39,10 +39,10 @@ class DetailsPane(PaneBase):
     def point_view(self, row: int, heading: str) -> markup.PointView:
         """What the card shows about ``row``."""
         return markup.PointView(
-            heading=f"{heading}: {self._res.heading(row)}",
-            record=self._res.record(row),
-            thumbnail=self._res.thumbnail(row),
-            text=self._res.text(row),
+            heading=f"{heading}: {self._res.cards.heading(row)}",
+            record=self._res.cards.record(row),
+            thumbnail=self._res.cards.thumbnail(row),
+            text=self._res.cards.text(row),
         )
 
     @param.depends("state.hovered", "state.pinned", watch=True)
@@ -54,7 +54,7 @@ class DetailsPane(PaneBase):
         elif pinned is not None:
             idx, dist = self._res.neighbors(pinned)
             neighbours = [
-                (self._res.label_of(int(i)), self._res.thumbnail(int(i)), float(d))
+                (self._res.cards.label_of(int(i)), self._res.cards.thumbnail(int(i)), float(d))
                 for i, d in zip(idx, dist, strict=True)
             ]
             self.card.object = markup.point_card(self.point_view(pinned, "Pinned"), neighbours)

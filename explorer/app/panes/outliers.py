@@ -70,12 +70,12 @@ class OutliersPane(PaneBase):
 
     def _fill_gallery(self) -> None:
         values = self._scores.values_at(OUTLIER, self.top_rows)
-        self._res.fetch_points(self.top_rows)  # on a cluster: their text in one trip
+        self._res.cards.fetch_points(self.top_rows)  # on a cluster: their text in one trip
         items = []
         for row, value in zip(self.top_rows, values, strict=True):
             r = int(row)
-            text = self._res.text(r, 40) or self._res.label_of(r)
-            items.append((r, self._res.thumbnail(r), text, f"{value:.3f}"))
+            text = self._res.cards.text(r, 40) or self._res.cards.label_of(r)
+            items.append((r, self._res.cards.thumbnail(r), text, f"{value:.3f}"))
         self.gallery.show(items)
 
     # -- user input → state ------------------------------------------------------------

@@ -113,11 +113,13 @@ class SelectionPane(PaneBase):
         tables.append(markup.median_table(self.numeric_medians(), n))
         items = []
         sample = self.sample_rows()
-        self._res.fetch_points(sample)  # on a cluster: their text in one trip
+        self._res.cards.fetch_points(sample)  # on a cluster: their text in one trip
         for r in sample:
             row = int(r)
-            snippet = self._res.text(row, 60) or self._res.label_of(row)
-            items.append((row, self._res.thumbnail(row), snippet, self._res.label_of(row)))
+            snippet = self._res.cards.text(row, 60) or self._res.cards.label_of(row)
+            items.append(
+                (row, self._res.cards.thumbnail(row), snippet, self._res.cards.label_of(row))
+            )
         return markup.card(tables), items
 
     def _show(self, result: tuple[str, list[tuple[int, str | None, str, str]]]) -> None:

@@ -197,25 +197,25 @@ class TreemapPane(PaneBase):
     def _snippets(self, kids: NDArray[np.int64], widths: NDArray[np.float64],
                   heights: NDArray[np.float64]) -> list[str]:  # fmt: skip
         """Text stores: the start of each cluster's most central text, where it fits."""
-        if self._res.thumbnails is not None or self._res.text_column is None:
+        if self._res.cards.thumbnails is not None or self._res.text_column is None:
             return [""] * kids.size
         out = []
         for k, w, h in zip(kids, widths, heights, strict=True):
             reps = self._tree.representatives(int(k), 1)
-            text = self._res.text(int(reps[0]), 200) if reps.size and h > 50 else None
+            text = self._res.cards.text(int(reps[0]), 200) if reps.size and h > 50 else None
             out.append(_fit(f"“{text}”", w, px_per_char=5.5) if text else "")
         return out
 
     def _thumbnails(self, kids: NDArray[np.int64], rects: NDArray[np.float64]) -> dict[str, Any]:
         out: dict[str, list[Any]] = {"url": [], "x": [], "y": [], "w": [], "h": []}
-        if self._res.thumbnails is None:
+        if self._res.cards.thumbnails is None:
             return out
         for k, (x, y, w, h) in zip(kids, rects, strict=True):
             side = min(44.0, (w - 8) / THUMBS - 2, h - 40)
             if side < 18:
                 continue
             for j, row in enumerate(self._tree.representatives(int(k), THUMBS)):
-                uri = self._res.thumbnail(int(row))
+                uri = self._res.cards.thumbnail(int(row))
                 if uri is not None:
                     out["url"].append(uri)
                     out["x"].append(x + 4 + j * (side + 2))
