@@ -35,6 +35,7 @@ from explorer.app.cluster_base import (
     ColumnSummary,
     LayoutParts,
     dask_dataframe,
+    partition_futures,
 )
 from explorer.app.cluster_find import ClusterFind
 from explorer.app.cluster_masks import MASKS_KEPT, ClusterMask
@@ -49,7 +50,7 @@ __all__ = ["ClusterError", "ClusterMask", "ClusterPoints", "check_address", "con
 
 LOCAL_PREFIX = "local:"
 # Rows per partition: about 4 partitions per worker, within these bounds (a partition
-# costs a task per frame, so a small store gets one or a few).
+# costs a task per hit-test or statistic, so a small store gets one or a few).
 MIN_ROWS_PER_PARTITION = 250_000
 ROWS_PER_PARTITION = 1_000_000
 
@@ -207,7 +208,7 @@ class ClusterPoints(ClusterFind):
             np.float64,
         ).reshape(-1, 4)
         cells = self._cells(parts, bounds)
-        return LayoutParts(parts, bounds, cells, ddf)
+        return LayoutParts(parts, bounds, cells, ddf, partition_futures(self.client, ddf, parts))
 
     def _part_sources(self, layout: str) -> dict[str, tuple[str, tuple[int, ...]]]:
         """For each column key: the part column holding it and, for a categorical one

@@ -41,12 +41,15 @@ class LayoutParts:
     parts : its partitions as Delayed, in order (for tasks per partition).
     bounds : (p, 4) float64 ``[xmin, xmax, ymin, ymax]`` of each partition's finite points.
     cells : an index over cell counts only (grid, side, offsets) for ``candidates``/extent.
+    futures : each partition's future (its Delayed's own key names the step that hands it
+        out), to ask the scheduler which worker holds it.
     """
 
     parts: list[Any]
     bounds: NDArray[np.float64]
     cells: PointIndex
     ddf: Any
+    futures: list[Any]
 
     def touching(self, x0: float, x1: float, y0: float, y1: float) -> list[int]:
         """Partitions whose bounds meet ``[x0, x1] × [y0, y1]``."""
@@ -124,6 +127,18 @@ class ClusterBase:
         sent = self.client.scatter(np.unique(np.asarray(rows, np.int64)), broadcast=True)
         self._remember(rows, sent)
         return sent
+
+
+def partition_futures(client: Any, ddf: Any, parts: list[Any]) -> list[Any]:
+    """A persisted ``ddf``'s partitions as its futures, in order (``parts``, its Delayeds,
+    where they cannot be matched). A Delayed from ``to_delayed`` is a task of its own, which
+    Dask may run on another worker than the one holding the data, moving the partition."""
+    futures = client.futures_of(ddf)
+    names = {f.key[0] for f in futures if isinstance(f.key, tuple) and len(f.key) == 2}
+    if len(names) != 1 or len(futures) != len(parts):
+        return parts
+    by_index = {f.key[1]: f for f in futures}
+    return [by_index.get(i, p) for i, p in enumerate(parts)]
 
 
 def cluster_message(exc: BaseException) -> str:

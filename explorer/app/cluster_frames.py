@@ -1,8 +1,9 @@
 """A frame's aggregation on the cluster: Datashader per partition, added up on the workers.
 
-Each partition's rows (already filtered and highlighted on its worker) go through
-Datashader's pandas backend in a task; the partial aggregates are added in a tree on the
-workers, kept sparse; the one that comes back is shaded by ``explorer.render.frame`` (the
+Each partition's rows (filtered and highlighted where they are held) go through
+Datashader's pandas backend; a worker thread's partitions are aggregated and added up in
+one task on the worker holding them (``_aggregate_parts``), the per-thread aggregates are
+added in a tree on the workers, kept sparse; the one that comes back is shaded by ``explorer.render.frame`` (the
 functions ``render`` and ``render_frame_dataframe`` end in), so the pixels are the same.
 ``engine="dask"`` hands the whole ``dask.dataframe`` to Datashader's dask backend instead
 (as ``render_frame_dataframe`` does): same pixels, slower per frame (docs/benchmarks.md).
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from explorer.app import cluster_tasks as tasks
 from explorer.app.cluster_tasks import RETRIES
 from explorer.render import _shade
 from explorer.render.colors import CategoricalColor
@@ -107,6 +109,20 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _aggregate_parts(
+    parts: list[pd.DataFrame], keeps: list[pd.Series | None], options: dict[str, Any],
+    vp: tuple[float, float, float, float, int, int], kind: str,
+    rgb: NDArray[np.uint32] | None, reduction: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The frame's rows of several partitions of one worker, aggregated and added up in
+    one task: a frame costs a task per worker, not three per partition."""
+    aggs = []
+    for part, keep in zip(parts, keeps, strict=True):
+        rows = tasks.frame_rows(part, keep, **options)
+        aggs.append(_aggregate(rows, vp, kind, rgb, reduction))
+    return _combine(aggs)
+
+
 def _dense(agg: dict[str, Any], key: str, n_pixels: int, dtype: Any) -> NDArray[Any]:
     values = agg[key]
     out = np.zeros((n_pixels, *values.shape[1:]), dtype)
@@ -134,16 +150,21 @@ def aggregate_frame(
     *,
     client: Any = None,
     engine: AggregateEngine = "partitions",
+    groups: list[tuple[list[Any], list[Any], str | None]] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Layer:
     """Datashader over ``ddf`` (x, y, ``a``: legend slot or float64 value) as one layer.
 
     ``engine="partitions"`` runs Datashader's pandas backend on each partition in a task
     and adds the aggregates up in a tree on the workers; ``"dask"`` hands ``ddf`` to
     Datashader's dask backend, which pickles and recompiles its numba closures for every
-    call (3-6x slower per frame here, docs/benchmarks.md).
+    call (3-6x slower per frame here, docs/benchmarks.md). With ``groups`` (the persisted
+    partitions, their masks and the worker that holds them) and ``options`` (for
+    ``frame_rows``) instead of ``ddf``: one task per group, on its worker.
     """
     from dask.delayed import delayed
 
+    options = options or {}
     vp = (viewport.x0, viewport.x1, viewport.y0, viewport.y1, viewport.width, viewport.height)
     rgb = (
         _shade.rgb_triples(color.colors)
@@ -153,7 +174,20 @@ def aggregate_frame(
     reduction = color.reduction if isinstance(color, NumericColor) else "mean"
     if kind == "numeric" and not isinstance(color, NumericColor):
         kind = ""
-    if engine == "dask":
+    if groups is not None:
+        from dask.base import annotate
+
+        jobs = []
+        for parts, keeps, worker in groups:
+            # On the worker that holds its partitions (the data stays put), or any other
+            # when that one is gone.
+            place = {"workers": [worker], "allow_other_workers": True} if worker else {}
+            with annotate(**place):
+                jobs.append(
+                    delayed(_aggregate_parts)(parts, keeps, options, vp, kind, rgb, reduction)
+                )
+        agg = client.compute(_tree(jobs), sync=True, retries=RETRIES)
+    elif engine == "dask":
         agg = _aggregate(ddf, vp, kind, rgb, reduction)
     else:
         jobs = [delayed(_aggregate)(p, vp, kind, rgb, reduction) for p in ddf.to_delayed()]

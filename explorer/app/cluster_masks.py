@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from explorer.app import cluster_queries as queries
 from explorer.app import cluster_tasks as tasks
-from explorer.app.cluster_base import ClusterBase
+from explorer.app.cluster_base import ClusterBase, partition_futures
 from explorer.app.cluster_tasks import RETRIES
 from explorer.app.masks import WHERE_FILTER, Mask, MaskCache, RemoteMask, filters_key
 from explorer.errors import ConfigError
@@ -151,6 +151,14 @@ class ClusterMasks(ClusterBase):
         if keep is None:
             return [None] * len(self._layout(layout).parts)
         return list(keep.to_delayed(optimize_graph=False))
+
+    def _mask_futures(self, layout: str, mask: Mask | None) -> list[Any]:
+        """``mask``'s partitions as futures (each None for no mask), for tasks placed by
+        where the data is (``partition_futures``)."""
+        keep = self._mask_ddf(layout, mask)
+        if keep is None:
+            return [None] * len(self._layout(layout).parts)
+        return partition_futures(self.client, keep, list(keep.to_delayed(optimize_graph=False)))
 
     # -- what a session asks of a mask ---------------------------------------------------
     def _stat_keep(self, mask: ClusterMask) -> list[Any]:

@@ -51,14 +51,7 @@ class ClusterView(ClusterStats):
 
         lp = self._layout(layout)
         ids = lp.touching(viewport.x0, viewport.x1, viewport.y0, viewport.y1)
-        summary = self.summaries.get(color_by) if color_by else None
-        kind = "" if summary is None else summary.kind
-        options: dict[str, Any] = {
-            "highlight": self._rows_future(highlight),
-            "attr": None if summary is None else summary.key,
-            "kind": kind,
-            "slot_of_code": self._slot_of_code(color_by) if kind == "categorical" else None,
-        }
+        options, kind = self._frame_options(color_by, highlight)
         meta = tasks.frame_rows(
             tasks.empty_partition(self._columns), **{**options, "highlight": None}
         )
@@ -68,6 +61,69 @@ class ClusterView(ClusterStats):
         args = [] if keep is None else [keep.partitions[ids]]
         ddf = lp.ddf.partitions[ids].map_partitions(tasks.frame_rows, *args, meta=meta, **options)
         return ddf, kind
+
+    def _frame_options(
+        self, color_by: str, highlight: NDArray[np.int64] | None
+    ) -> tuple[dict[str, Any], str]:
+        """``frame_rows``'s options for a frame coloured by ``color_by``, and the kind."""
+        summary = self.summaries.get(color_by) if color_by else None
+        kind = "" if summary is None else summary.kind
+        options: dict[str, Any] = {
+            "highlight": self._rows_future(highlight),
+            "attr": None if summary is None else summary.key,
+            "kind": kind,
+            "slot_of_code": self._slot_of_code(color_by) if kind == "categorical" else None,
+        }
+        return options, kind
+
+    def _worker_groups(
+        self, layout: str, viewport: Viewport, mask: Mask | None
+    ) -> list[tuple[list[Any], list[Any], str | None]]:
+        """The partitions ``viewport`` meets, grouped by the worker that holds each (with
+        their masks), one group per thread of that worker: a frame then costs a task per
+        worker thread. Scheduling was ~1.1 ms a task, 3 tasks a partition plus the tree
+        (docs/benchmarks.md, "Frames at 100M points")."""
+        lp = self._layout(layout)
+        ids = lp.touching(viewport.x0, viewport.x1, viewport.y0, viewport.y1)
+        keep = self._mask_futures(layout, mask)
+        where = self.client.who_has([lp.futures[i] for i in ids])
+        threads = self.client.nthreads()
+        by_worker: dict[str | None, list[int]] = {}
+        for i in ids:
+            holders = sorted(where.get(lp.futures[i].key, ()))
+            by_worker.setdefault(holders[0] if holders else None, []).append(i)
+        groups = []
+        for worker, held in by_worker.items():
+            n = max(1, min(len(held), int(threads.get(worker, 1)) if worker else 1))
+            for t in range(n):
+                # The futures themselves: a Delayed from ``to_delayed`` is a task of its own
+                # that Dask may run on the other worker, moving the whole partition there.
+                mine = held[t::n]
+                groups.append(([lp.futures[i] for i in mine], [keep[i] for i in mine], worker))
+        return groups
+
+    def _layer(
+        self, layout: str, viewport: Viewport, color_by: str,
+        color: CategoricalColor | NumericColor | None, how: str, min_alpha: int,
+        mask: Mask | None, highlight: NDArray[np.int64] | None,
+    ) -> Any:  # fmt: skip
+        """One layer of a frame (the base, or the highlighted rows) from the cluster."""
+        if self.engine == "dask":
+            ddf, kind = self.view_partitions(
+                layout, viewport, color_by, mask=mask, highlight=highlight
+            )
+            return frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
+                                          client=self.client, engine=self.engine)  # fmt: skip
+        groups = self._worker_groups(layout, viewport, mask)
+        options, kind = self._frame_options(color_by, highlight)
+        if not groups:  # nothing in view: the empty frame, as the in-process path draws it
+            ddf, kind = self.view_partitions(layout, viewport, color_by, mask=mask)
+            return frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
+                                          client=self.client, engine=self.engine)  # fmt: skip
+        return frames.aggregate_frame(
+            None, viewport, kind, color, how, min_alpha,
+            client=self.client, groups=groups, options=options,
+        )  # fmt: skip
 
     def render(
         self,
@@ -86,16 +142,9 @@ class ClusterView(ClusterStats):
         if color is None:
             color = self.coloring(color_by)
         try:
-            ddf, kind = self.view_partitions(layout, viewport, color_by, mask=mask)
-            base = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
-                                          client=self.client, engine=self.engine)  # fmt: skip
-            top = None
-            if highlight is not None:
-                ddf, kind = self.view_partitions(
-                    layout, viewport, color_by, mask=mask, highlight=highlight
-                )
-                top = frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
-                                             client=self.client, engine=self.engine)  # fmt: skip
+            args = (layout, viewport, color_by, color, how, min_alpha, mask)
+            base = self._layer(*args, None)
+            top = None if highlight is None else self._layer(*args, highlight)
         except ExplorerError:
             raise
         except Exception as exc:  # a killed worker, a lost connection: one line for the map

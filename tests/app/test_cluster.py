@@ -70,6 +70,32 @@ def test_partitions_and_skipping(on_cluster: StoreResources) -> None:
     ]
 
 
+def test_frame_is_a_task_per_worker_thread_where_its_partitions_are(
+    plain: StoreResources, on_cluster: StoreResources, dask_client: Any
+) -> None:
+    """A frame's partitions are aggregated where they are held, in one task per worker
+    thread (not three per partition): nothing but the partial aggregates moves."""
+    from distributed import get_task_stream
+
+    points = on_cluster.cluster
+    assert points is not None
+    x0, x1, y0, y1 = plain.extent("umap")
+    req = FrameRequest("umap", x0, x1, y0, y1, 300, 200, color_by="label")
+    draw_frame(on_cluster, req)  # warm: the colouring's counts are asked for once
+    with get_task_stream(dask_client) as stream:
+        frame = draw_frame(on_cluster, req).frame
+    np.testing.assert_array_equal(frame.rgba, draw_frame(plain, req).frame.rgba)
+    ran = [t for t in stream.data if "_aggregate_parts" in str(t["key"])]
+    threads = sum(dask_client.nthreads().values())
+    assert 1 <= len(ran) <= threads
+    holders = dask_client.who_has(points.layouts["umap"].futures)
+    workers = {w for held in holders.values() for w in held}
+    assert len(workers) == 2  # the 6 partitions are spread over both workers
+    assert {t["worker"] for t in ran} == workers
+    # Their inputs (the partitions, the mask) were already on their worker.
+    assert not [s for t in ran for s in t["startstops"] if s["action"] == "transfer"]
+
+
 def test_extent_and_candidates_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
     for layout in plain.store.layouts:
         assert on_cluster.extent(layout) == plain.extent(layout)
