@@ -3,8 +3,9 @@
 Each partition's rows (filtered and highlighted where they are held) go through
 Datashader's pandas backend; a worker thread's partitions are aggregated and added up in
 one task on the worker holding them (``_aggregate_parts``), the per-thread aggregates are
-added in a tree on the workers, kept sparse; the one that comes back is shaded by ``explorer.render.frame`` (the
-functions ``render`` and ``render_frame_dataframe`` end in), so the pixels are the same.
+added in a tree on the workers, kept sparse; the one that comes back is shaded by
+``explorer.render.frame`` (the functions ``render`` and ``render_frame_dataframe`` end
+in), so the pixels are the same.
 ``engine="dask"`` hands the whole ``dask.dataframe`` to Datashader's dask backend instead
 (as ``render_frame_dataframe`` does): same pixels, slower per frame (docs/benchmarks.md).
 """

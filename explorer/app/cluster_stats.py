@@ -80,12 +80,10 @@ class ClusterStats(ClusterMasks):
 
     def slots_of(self, column: str, rows: NDArray[np.int64]) -> NDArray[np.intp]:
         """The legend slot of each of ``rows`` (sorted unique) coloured by ``column``."""
-        from dask.delayed import delayed
 
         key = self.summaries[column].key
         rows = np.asarray(rows, np.int64)
-        jobs = [delayed(tasks.values_at)(p, rows, key) for p in self._stat_parts()]
-        found = self._run(jobs)
+        found = self._per_part(tasks.values_at, rows, key)
         got = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int64)
         codes = np.concatenate([v for _, v in found]) if found else np.zeros(0, np.int32)
         codes = codes[np.argsort(got, kind="stable")]
@@ -97,11 +95,10 @@ class ClusterStats(ClusterMasks):
         self, columns: Sequence[str], rows: NDArray[np.int64] | None
     ) -> list[NDArray[np.int64]]:
         """Per categorical column, points per label among ``rows`` (all points for None)."""
-        from dask.delayed import delayed
 
         keys = tuple((self.summaries[c].key, len(self.summaries[c].labels)) for c in columns)
         sel = self._rows_future(rows)
-        per_part = self._run([delayed(tasks.code_counts)(p, sel, keys) for p in self._stat_parts()])
+        per_part = self._per_part(tasks.code_counts, sel, keys)
         return [
             np.sum([counts[i] for counts in per_part], axis=0).astype(np.int64)
             if per_part else np.zeros(n, np.int64)
@@ -110,12 +107,11 @@ class ClusterStats(ClusterMasks):
 
     def error_rate(self, rows: NDArray[np.int64] | None) -> float:
         """Mean error over the known points among ``rows`` (NaN when none is known)."""
-        from dask.delayed import delayed
 
         if not self.store.has_errors:
             return float("nan")
         sel = self._rows_future(rows)
-        sums = self._run([delayed(tasks.error_sums)(p, sel) for p in self._stat_parts()])
+        sums = self._per_part(tasks.error_sums, sel)
         total, count = sum(s for s, _ in sums), sum(c for _, c in sums)
         return total / count if count else float("nan")
 
@@ -131,11 +127,9 @@ class ClusterStats(ClusterMasks):
         Exact, and no value leaves the workers: three rounds of radix histograms over the
         float32 bit patterns (2048 bins a round), every column in the same tasks.
         """
-        from dask.delayed import delayed
 
         keys = [self.summaries[name].key for name in names]
         sel = self._rows_future(rows)
-        parts = self._stat_parts()
         # per column: (prefix, bits used, rank left) of each wanted rank
         targets: list[list[tuple[int, int, int]]] = [[(0, 0, -1)] for _ in keys]
         counts: list[int] = []
@@ -144,7 +138,7 @@ class ClusterStats(ClusterMasks):
                 (key, tuple(dict.fromkeys((p, u) for p, u, _ in t)))
                 for key, t in zip(keys, targets, strict=True)
             )
-            hists = self._run([delayed(tasks.digit_hist)(p, sel, wanted, bits) for p in parts])
+            hists = self._per_part(tasks.digit_hist, sel, wanted, bits)
             nxt = []
             for c, (_, prefixes) in enumerate(wanted):
                 total = {
@@ -206,14 +200,13 @@ class ClusterStats(ClusterMasks):
     def _extent(self, name: str) -> tuple[float, float, int]:
         """(min, max, count) of the finite values of ``name``, in one round (kept: the
         values never change while the server runs)."""
-        from dask.delayed import delayed
 
         with self._lock:
             hit = self._extents.get(name)
         if hit is not None:
             return hit
         key = self.summaries[name].key
-        found = self._run([delayed(queries.value_extent)(p, key) for p in self._stat_parts()])
+        found = self._per_part(queries.value_extent, key)
         found = [f for f in found if f[2]]
         extent = (
             (min(f[0] for f in found), max(f[1] for f in found), sum(f[2] for f in found))
@@ -229,24 +222,20 @@ class ClusterStats(ClusterMasks):
     ) -> NDArray[np.int64]:
         """Counts per bin of ``edges`` of the finite values of ``name`` among ``rows``
         (all points for None), binned as ``models.scores.bin_numbers`` bins them."""
-        from dask.delayed import delayed
 
         key = self.summaries[name].key
         sel = self._rows_future(rows)
         edges = np.asarray(edges, np.float64)
-        found = self._run(
-            [delayed(queries.hist_counts)(p, sel, key, edges) for p in self._stat_parts()]
-        )
+        found = self._per_part(queries.hist_counts, sel, key, edges)
         return (
             np.sum(found, axis=0).astype(np.int64) if found else np.zeros(edges.size - 1, np.int64)
         )
 
     def top(self, name: str, count: int) -> NDArray[np.int64]:
         """The ``count`` rows with the highest value of ``name`` (``top_rows``'s order)."""
-        from dask.delayed import delayed
 
         key = self.summaries[name].key
-        found = self._run([delayed(queries.top_in_part)(p, key, count) for p in self._stat_parts()])
+        found = self._per_part(queries.top_in_part, key, count)
         rows = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int64)
         values = np.concatenate([v for _, v in found]) if found else np.zeros(0, np.float32)
         order = np.argsort(rows, kind="stable")  # ties go to the lower row, as in process
@@ -255,12 +244,11 @@ class ClusterStats(ClusterMasks):
 
     def values_of(self, name: str, rows: NDArray[np.int64]) -> NDArray[np.float32]:
         """The value of ``name`` at each of ``rows`` (in their order)."""
-        from dask.delayed import delayed
 
         rows = np.asarray(rows, np.int64)
         wanted = np.unique(rows)
         key = self.summaries[name].key
-        found = self._run([delayed(tasks.values_at)(p, wanted, key) for p in self._stat_parts()])
+        found = self._per_part(tasks.values_at, wanted, key)
         got = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int64)
         values = np.concatenate([v for _, v in found]) if found else np.zeros(0, np.float32)
         values = np.asarray(values, np.float32)[np.argsort(got, kind="stable")]
@@ -270,23 +258,16 @@ class ClusterStats(ClusterMasks):
         self, name: str, lo: float, hi: float, *, below: bool = False
     ) -> NDArray[np.int64]:
         """Sorted rows whose value of ``name`` lies in ``[lo, hi]`` (``below``: under ``hi``)."""
-        from dask.delayed import delayed
 
         key = self.summaries[name].key
-        found = self._run([
-            delayed(queries.rows_in_range)(p, key, lo, hi, below=below)
-            for p in self._stat_parts()
-        ])  # fmt: skip
+        found = self._per_part(queries.rows_in_range, key, lo, hi, below=below)
         return np.sort(np.concatenate(found)).astype(np.int64) if found else np.zeros(0, np.int64)
 
     def value_sums(self, name: str, threshold: float) -> tuple[float, int, int]:
         """(sum, count) of the finite values of ``name``, and how many are under ``threshold``."""
-        from dask.delayed import delayed
 
         key = self.summaries[name].key
-        found = self._run(
-            [delayed(queries.value_sums)(p, key, threshold) for p in self._stat_parts()]
-        )
+        found = self._per_part(queries.value_sums, key, threshold)
         return (
             float(sum(s for s, _, _ in found)),
             sum(c for _, c, _ in found),
@@ -323,10 +304,7 @@ class ClusterStats(ClusterMasks):
             )[0]
             return empty
         sel = self._rows_future(rows)
-        found = self._run([
-            delayed(tasks.export_in_part)(p, sel, self._path, layouts, vectors)
-            for p in self._stat_parts()
-        ])  # fmt: skip
+        found = self._per_part(tasks.export_in_part, sel, self._path, layouts, vectors)
         found = [(r, t) for r, t in found if t is not None]
         got = np.concatenate([r for r, _ in found])
         table: pd.DataFrame = pd.concat([t for _, t in found], ignore_index=True)

@@ -380,5 +380,12 @@ def export_part(
     return out
 
 
+def per_part(
+    fn: Any, parts: list[pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[Any]:
+    """``fn(part, *args, **kwargs)`` for each of a worker thread's partitions, in one task."""
+    return [fn(part, *args, **kwargs) for part in parts]
+
+
 def all_columns(store: Store) -> list[str]:
     return list(pq.read_schema(store.table_path("validate", "points")).names)

@@ -86,21 +86,12 @@ class ClusterView(ClusterStats):
         lp = self._layout(layout)
         ids = lp.touching(viewport.x0, viewport.x1, viewport.y0, viewport.y1)
         keep = self._mask_futures(layout, mask)
-        where = self.client.who_has([lp.futures[i] for i in ids])
-        threads = self.client.nthreads()
-        by_worker: dict[str | None, list[int]] = {}
-        for i in ids:
-            holders = sorted(where.get(lp.futures[i].key, ()))
-            by_worker.setdefault(holders[0] if holders else None, []).append(i)
-        groups = []
-        for worker, held in by_worker.items():
-            n = max(1, min(len(held), int(threads.get(worker, 1)) if worker else 1))
-            for t in range(n):
-                # The futures themselves: a Delayed from ``to_delayed`` is a task of its own
-                # that Dask may run on the other worker, moving the whole partition there.
-                mine = held[t::n]
-                groups.append(([lp.futures[i] for i in mine], [keep[i] for i in mine], worker))
-        return groups
+        # The futures themselves: a Delayed from ``to_delayed`` is a task of its own that
+        # Dask may run on the other worker, moving the whole partition there.
+        return [
+            ([lp.futures[i] for i in mine], [keep[i] for i in mine], worker)
+            for worker, mine in self._thread_groups(lp, ids)
+        ]
 
     def _layer(
         self, layout: str, viewport: Viewport, color_by: str,

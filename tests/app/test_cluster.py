@@ -18,6 +18,7 @@ from bokeh.events import MouseMove
 
 from explorer.app.cluster import ClusterError, ClusterMask, ClusterPoints, connect
 from explorer.app.frames import FrameRequest, draw_frame
+from explorer.app.models.scores import bin_numbers
 from explorer.app.resources import StoreResources
 from explorer.app.shell import build_app
 from explorer.errors import ConfigError
@@ -93,6 +94,28 @@ def test_frame_is_a_task_per_worker_thread_where_its_partitions_are(
     assert len(workers) == 2  # the 6 partitions are spread over both workers
     assert {t["worker"] for t in ran} == workers
     # Their inputs (the partitions, the mask) were already on their worker.
+    assert not [s for t in ran for s in t["startstops"] if s["action"] == "transfer"]
+
+
+def test_statistics_are_a_task_per_worker_thread(
+    plain: StoreResources, on_cluster: StoreResources, dask_client: Any
+) -> None:
+    """A pane's statistic over every partition is a task per worker thread too (not one
+    per partition), each where its partitions are, and equal to the in-process answer."""
+    from distributed import get_task_stream
+
+    points = on_cluster.cluster
+    assert points is not None
+    rows = np.arange(0, plain.n_points, 3, dtype=np.int64)
+    edges = np.linspace(0.0, 1.0, 11)
+    points.histogram("confidence", rows, edges)  # warm: the rows are sent once
+    with get_task_stream(dask_client) as stream:
+        counts = points.histogram("confidence", rows, edges)
+    bins = bin_numbers(np.asarray(plain.values("confidence"))[rows], edges)
+    want = np.bincount(bins[bins >= 0], minlength=edges.size - 1)
+    np.testing.assert_array_equal(counts, want)
+    ran = [t for t in stream.data if "per_part" in str(t["key"])]
+    assert 1 <= len(ran) <= sum(dask_client.nthreads().values())
     assert not [s for t in ran for s in t["startstops"] if s["action"] == "transfer"]
 
 
