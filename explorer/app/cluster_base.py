@@ -115,24 +115,35 @@ class ClusterBase:
 
     def _per_part(self, fn: Any, *args: Any, **kwargs: Any) -> list[Any]:
         """``fn(partition, *args, **kwargs)`` over every partition of the statistics'
-        layout, in partition order: a task per worker thread, on the worker holding them
-        (the partitions' futures themselves: a Delayed from ``to_delayed`` is a task of its
-        own, which Dask may run on another worker, moving the partition)."""
+        layout, in partition order (``_grouped``)."""
+        lp = next(iter(self.layouts.values()))
+        return self._grouped(lp, range(len(lp.parts)), None, fn, args, kwargs)
+
+    def _grouped(
+        self, lp: LayoutParts, ids: Sequence[int], keeps: list[Any] | None, fn: Any,
+        args: tuple[Any, ...], kwargs: dict[str, Any],
+    ) -> list[Any]:  # fmt: skip
+        """``fn(partition, *args, **kwargs)`` (``fn(partition, keep, ...)`` with ``keeps``,
+        a mask partition per partition) over partitions ``ids``, in their order: a task per
+        worker thread, on the worker holding them (the partitions' futures themselves: a
+        Delayed from ``to_delayed`` is a task of its own, which Dask may run on another
+        worker, moving the partition)."""
         from dask.base import annotate
         from dask.delayed import delayed
 
-        lp = next(iter(self.layouts.values()))
-        groups = self._thread_groups(lp, range(len(lp.parts)))
+        groups = self._thread_groups(lp, ids)
         jobs = []
         for worker, mine in groups:
             place = {"workers": [worker], "allow_other_workers": True} if worker else {}
+            parts = [lp.futures[i] for i in mine]
+            masks = None if keeps is None else [keeps[i] for i in mine]
             with annotate(**place):
-                parts = [lp.futures[i] for i in mine]
-                jobs.append(delayed(tasks.per_part)(fn, parts, args, kwargs))
-        out: list[Any] = [None] * len(lp.parts)
+                jobs.append(delayed(tasks.per_part)(fn, parts, args, kwargs, masks))
+        position = {i: n for n, i in enumerate(ids)}
+        out: list[Any] = [None] * len(position)
         for (_, mine), found in zip(groups, self._run(jobs), strict=True):
             for i, value in zip(mine, found, strict=True):
-                out[i] = value
+                out[position[i]] = value
         return out
 
     def _run(self, jobs: Sequence[Any]) -> list[Any]:

@@ -381,10 +381,14 @@ def export_part(
 
 
 def per_part(
-    fn: Any, parts: list[pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> list[Any]:
-    """``fn(part, *args, **kwargs)`` for each of a worker thread's partitions, in one task."""
-    return [fn(part, *args, **kwargs) for part in parts]
+    fn: Any, parts: list[pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any],
+    keeps: list[pd.Series | None] | None = None,
+) -> list[Any]:  # fmt: skip
+    """``fn(part, *args, **kwargs)`` for each of a worker thread's partitions, in one task
+    (``fn(part, keep, *args, **kwargs)`` with ``keeps``, each partition's mask)."""
+    if keeps is None:
+        return [fn(part, *args, **kwargs) for part in parts]
+    return [fn(part, keep, *args, **kwargs) for part, keep in zip(parts, keeps, strict=True)]
 
 
 def all_columns(store: Store) -> list[str]:

@@ -149,16 +149,13 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # fmt: skip
         """Sorted rows inside the box (edges in either order) and their (k, 2) positions."""
-        from dask.delayed import delayed
 
         lp = self._layout(layout)
         bx0, bx1 = sorted((float(x0), float(x1)))
         by0, by1 = sorted((float(y0), float(y1)))
-        keep = self._mask_parts(layout, mask)
+        keep = self._mask_futures(layout, mask)
         ids = lp.touching(bx0, bx1, by0, by1)
-        found = self._run(
-            [delayed(tasks.box)(lp.parts[i], keep[i], (bx0, bx1, by0, by1)) for i in ids]
-        )
+        found = self._grouped(lp, ids, keep, tasks.box, ((bx0, bx1, by0, by1),), {})
         return sorted_rows(found)
 
     def lasso(
@@ -166,16 +163,15 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> NDArray[np.int64]:  # fmt: skip
         """Sorted rows inside the polygon (even-odd rule, as ``points_in_polygon``)."""
-        from dask.delayed import delayed
 
         px = np.asarray(px, np.float64).ravel()
         py = np.asarray(py, np.float64).ravel()
         if px.size < 3 or px.shape != py.shape:
             return points_in_polygon(np.zeros((0, 2), np.float32), px, py)  # its checks
         lp = self._layout(layout)
-        keep = self._mask_parts(layout, mask)
+        keep = self._mask_futures(layout, mask)
         ids = lp.touching(float(px.min()), float(px.max()), float(py.min()), float(py.max()))
-        found = self._run([delayed(tasks.lasso)(lp.parts[i], keep[i], px, py) for i in ids])
+        found = self._grouped(lp, ids, keep, tasks.lasso, (px, py), {})
         rows = np.concatenate(found) if found else np.zeros(0, np.int64)
         return np.sort(rows).astype(np.int64)
 
@@ -184,28 +180,26 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> int | None:  # fmt: skip
         """The row nearest ``(x, y)`` within ``radius`` (ties: smallest row), or None."""
-        from dask.delayed import delayed
 
         if not (np.isfinite(x) and np.isfinite(y) and radius >= 0):
             return None
         lp = self._layout(layout)
-        keep = self._mask_parts(layout, mask)
+        keep = self._mask_futures(layout, mask)
         pad = radius * (1 + 1e-9) + 1e-30
         ids = lp.touching(x - pad, x + pad, y - pad, y + pad)
-        jobs = [delayed(tasks.nearest)(lp.parts[i], keep[i], x, y, radius * radius) for i in ids]
-        best = min(((d, r) for d, r in self._run(jobs) if r >= 0), default=None)
+        found = self._grouped(lp, ids, keep, tasks.nearest, (x, y, radius * radius), {})
+        best = min(((d, r) for d, r in found if r >= 0), default=None)
         return None if best is None else int(best[1])
 
     def nearest_rows(self, layout: str, row: int, k: int) -> NDArray[np.int64]:
         """The ``k`` points nearest point ``row`` on the map, nearest first (ties: lower
         row first; ``row`` itself and non-finite positions left out)."""
-        from dask.delayed import delayed
 
         if k <= 0:
             return np.zeros(0, np.int64)
         x, y = (float(v) for v in self.store.layout(layout)[row])
         lp = self._layout(layout)
-        found = self._run([delayed(queries.nearest_k)(p, x, y, k, row) for p in lp.parts])
+        found = self._grouped(lp, range(len(lp.parts)), None, queries.nearest_k, (x, y, k, row), {})
         d2 = np.concatenate([d for d, _ in found]) if found else np.zeros(0)
         rows = np.concatenate([r for _, r in found]) if found else np.zeros(0, np.int64)
         order = np.lexsort((rows, d2))[:k]

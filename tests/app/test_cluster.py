@@ -100,8 +100,9 @@ def test_frame_is_a_task_per_worker_thread_where_its_partitions_are(
 def test_statistics_are_a_task_per_worker_thread(
     plain: StoreResources, on_cluster: StoreResources, dask_client: Any
 ) -> None:
-    """A pane's statistic over every partition is a task per worker thread too (not one
-    per partition), each where its partitions are, and equal to the in-process answer."""
+    """A pane's statistic and a box select over every partition are a task per worker
+    thread too (not one per partition), each where its partitions are, and equal to the
+    in-process answers."""
     from distributed import get_task_stream
 
     points = on_cluster.cluster
@@ -117,6 +118,15 @@ def test_statistics_are_a_task_per_worker_thread(
     ran = [t for t in stream.data if "per_part" in str(t["key"])]
     assert 1 <= len(ran) <= sum(dask_client.nthreads().values())
     assert not [s for t in ran for s in t["startstops"] if s["action"] == "transfer"]
+    # A box select over the whole map (every partition, with a filter) the same way.
+    box = plain.extent("umap")
+    mask_a, mask_b = _mask(plain), _mask(on_cluster)
+    on_cluster.points_in_box("umap", box, mask=mask_b)  # warm: the filter is made once
+    with get_task_stream(dask_client) as stream:
+        got = on_cluster.points_in_box("umap", box, mask=mask_b)[0]
+    np.testing.assert_array_equal(got, plain.points_in_box("umap", box, mask=mask_a)[0])
+    ran = [t for t in stream.data if "per_part" in str(t["key"])]
+    assert 1 <= len(ran) <= sum(dask_client.nthreads().values())
 
 
 def test_extent_and_candidates_equal(plain: StoreResources, on_cluster: StoreResources) -> None:
