@@ -80,7 +80,6 @@ class ClusterStats(ClusterMasks):
 
     def slots_of(self, column: str, rows: NDArray[np.int64]) -> NDArray[np.intp]:
         """The legend slot of each of ``rows`` (sorted unique) coloured by ``column``."""
-
         key = self.summaries[column].key
         rows = np.asarray(rows, np.int64)
         found = self._per_part(tasks.values_at, rows, key)
@@ -95,7 +94,6 @@ class ClusterStats(ClusterMasks):
         self, columns: Sequence[str], rows: NDArray[np.int64] | None
     ) -> list[NDArray[np.int64]]:
         """Per categorical column, points per label among ``rows`` (all points for None)."""
-
         keys = tuple((self.summaries[c].key, len(self.summaries[c].labels)) for c in columns)
         sel = self._rows_future(rows)
         per_part = self._per_part(tasks.code_counts, sel, keys)
@@ -107,7 +105,6 @@ class ClusterStats(ClusterMasks):
 
     def error_rate(self, rows: NDArray[np.int64] | None) -> float:
         """Mean error over the known points among ``rows`` (NaN when none is known)."""
-
         if not self.store.has_errors:
             return float("nan")
         sel = self._rows_future(rows)
@@ -127,7 +124,6 @@ class ClusterStats(ClusterMasks):
         Exact, and no value leaves the workers: three rounds of radix histograms over the
         float32 bit patterns (2048 bins a round), every column in the same tasks.
         """
-
         keys = [self.summaries[name].key for name in names]
         sel = self._rows_future(rows)
         # per column: (prefix, bits used, rank left) of each wanted rank
@@ -200,7 +196,6 @@ class ClusterStats(ClusterMasks):
     def _extent(self, name: str) -> tuple[float, float, int]:
         """(min, max, count) of the finite values of ``name``, in one round (kept: the
         values never change while the server runs)."""
-
         with self._lock:
             hit = self._extents.get(name)
         if hit is not None:
@@ -222,7 +217,6 @@ class ClusterStats(ClusterMasks):
     ) -> NDArray[np.int64]:
         """Counts per bin of ``edges`` of the finite values of ``name`` among ``rows``
         (all points for None), binned as ``models.scores.bin_numbers`` bins them."""
-
         key = self.summaries[name].key
         sel = self._rows_future(rows)
         edges = np.asarray(edges, np.float64)
@@ -233,7 +227,6 @@ class ClusterStats(ClusterMasks):
 
     def top(self, name: str, count: int) -> NDArray[np.int64]:
         """The ``count`` rows with the highest value of ``name`` (``top_rows``'s order)."""
-
         key = self.summaries[name].key
         found = self._per_part(queries.top_in_part, key, count)
         rows = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int64)
@@ -244,7 +237,6 @@ class ClusterStats(ClusterMasks):
 
     def values_of(self, name: str, rows: NDArray[np.int64]) -> NDArray[np.float32]:
         """The value of ``name`` at each of ``rows`` (in their order)."""
-
         rows = np.asarray(rows, np.int64)
         wanted = np.unique(rows)
         key = self.summaries[name].key
@@ -258,14 +250,12 @@ class ClusterStats(ClusterMasks):
         self, name: str, lo: float, hi: float, *, below: bool = False
     ) -> NDArray[np.int64]:
         """Sorted rows whose value of ``name`` lies in ``[lo, hi]`` (``below``: under ``hi``)."""
-
         key = self.summaries[name].key
         found = self._per_part(queries.rows_in_range, key, lo, hi, below=below)
         return np.sort(np.concatenate(found)).astype(np.int64) if found else np.zeros(0, np.int64)
 
     def value_sums(self, name: str, threshold: float) -> tuple[float, int, int]:
         """(sum, count) of the finite values of ``name``, and how many are under ``threshold``."""
-
         key = self.summaries[name].key
         found = self._per_part(queries.value_sums, key, threshold)
         return (

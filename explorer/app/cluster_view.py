@@ -149,7 +149,6 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:  # fmt: skip
         """Sorted rows inside the box (edges in either order) and their (k, 2) positions."""
-
         lp = self._layout(layout)
         bx0, bx1 = sorted((float(x0), float(x1)))
         by0, by1 = sorted((float(y0), float(y1)))
@@ -163,7 +162,6 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> NDArray[np.int64]:  # fmt: skip
         """Sorted rows inside the polygon (even-odd rule, as ``points_in_polygon``)."""
-
         px = np.asarray(px, np.float64).ravel()
         py = np.asarray(py, np.float64).ravel()
         if px.size < 3 or px.shape != py.shape:
@@ -180,7 +178,6 @@ class ClusterView(ClusterStats):
         mask: Mask | None = None,
     ) -> int | None:  # fmt: skip
         """The row nearest ``(x, y)`` within ``radius`` (ties: smallest row), or None."""
-
         if not (np.isfinite(x) and np.isfinite(y) and radius >= 0):
             return None
         lp = self._layout(layout)
@@ -194,7 +191,6 @@ class ClusterView(ClusterStats):
     def nearest_rows(self, layout: str, row: int, k: int) -> NDArray[np.int64]:
         """The ``k`` points nearest point ``row`` on the map, nearest first (ties: lower
         row first; ``row`` itself and non-finite positions left out)."""
-
         if k <= 0:
             return np.zeros(0, np.int64)
         x, y = (float(v) for v in self.store.layout(layout)[row])
