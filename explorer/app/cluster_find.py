@@ -24,35 +24,23 @@ class ClusterFind(ClusterView):
     ) -> NDArray[np.int64]:  # fmt: skip
         """Sorted rows where any of ``columns`` contains ``query`` (``search_rows``'s rules;
         a bad pattern or column raises its QueryError)."""
-        from dask.delayed import delayed
-
         if not query:
             return np.zeros(0, np.int64)
-        found = self._run([
-            delayed(queries.search_part)(p, self._path, query, tuple(columns), regex, id_column)
-            for p in self._stat_parts()
-        ])  # fmt: skip
+        found = self._per_part(
+            queries.search_part, self._path, query, tuple(columns), regex, id_column
+        )
         return _sorted(r for r, _ in found)
 
     def where_rows(self, clause: str) -> NDArray[np.int64]:
         """Sorted rows where the SQL ``clause`` holds (``PointQuery``'s rules, per partition)."""
-        from dask.delayed import delayed
-
-        found = self._run(
-            [delayed(queries.where_part)(p, self._path, clause) for p in self._stat_parts()]
-        )
+        found = self._per_part(queries.where_part, self._path, clause)
         return _sorted(found)
 
     def rows_of_ids(self, column: str, ids: Sequence[Any]) -> NDArray[np.int64]:
         """The row of each of ``ids`` in ``column`` (in their order; -1 when absent; the
         first row of an id that repeats)."""
-        from dask.delayed import delayed
-
         wanted = list(dict.fromkeys(ids))
-        found = self._run([
-            delayed(queries.rows_of_ids)(p, self._path, column, wanted)
-            for p in self._stat_parts()
-        ])  # fmt: skip
+        found = self._per_part(queries.rows_of_ids, self._path, column, wanted)
         first: dict[Any, int] = {}
         for rows, values in found:
             for row, value in zip(rows.tolist(), values, strict=True):

@@ -196,15 +196,14 @@ class ClusterMasks(ClusterBase):
         """``cluster_queries.leaf_stats`` over every partition: per node (at the leaves),
         points kept by ``mask`` among ``rows``; with ``layout`` also finite positions and
         the sums of x and y in that layout (for the nodes' centres)."""
-        from dask.delayed import delayed
-
         name = layout or next(iter(self.layouts))
-        keep = self._mask_parts(name, mask)
+        lp = self._layout(name)
+        keep = self._mask_futures(name, mask)
         sel = self._rows_future(rows)
-        found = self._run([
-            delayed(queries.leaf_stats)(p, k, sel, self._path, n_nodes, sums=layout is not None)
-            for p, k in zip(self._layout(name).parts, keep, strict=True)
-        ])  # fmt: skip
+        found = self._grouped(
+            lp, range(len(lp.parts)), keep, queries.leaf_stats,
+            (sel, self._path, n_nodes), {"sums": layout is not None},
+        )  # fmt: skip
         return np.sum(found, axis=0) if found else np.zeros((1, n_nodes))
 
     def mask_array(self, mask: ClusterMask) -> NDArray[np.bool_]:
