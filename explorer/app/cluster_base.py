@@ -38,7 +38,7 @@ class LayoutParts:
     """One layout on the cluster: its persisted partitions (in order) and their bounds.
 
     ddf : the persisted ``dask.dataframe`` (x, y and the columns, index = row; known divisions).
-    parts : its partitions as Delayed, in order (for tasks per partition).
+    parts : its partitions as Delayed, in order (bounds and cell counts at load).
     bounds : (p, 4) float64 ``[xmin, xmax, ymin, ymax]`` of each partition's finite points.
     cells : an index over cell counts only (grid, side, offsets) for ``candidates``/extent.
     futures : each partition's future (its Delayed's own key names the step that hands it
@@ -90,10 +90,6 @@ class ClusterBase:
             raise ConfigError(msg)
         return self.layouts[layout]
 
-    def _stat_parts(self) -> list[Any]:
-        """The partitions statistics run over (any layout's: each holds every row once)."""
-        return next(iter(self.layouts.values())).parts
-
     def _thread_groups(
         self, lp: LayoutParts, ids: Sequence[int]
     ) -> list[tuple[str | None, list[int]]]:
@@ -114,17 +110,18 @@ class ClusterBase:
         return groups
 
     def _per_part(self, fn: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        """``fn(partition, *args, **kwargs)`` over every partition of the statistics'
-        layout, in partition order (``_grouped``)."""
+        """``fn(partition, *args, **kwargs)`` over every partition of the first layout
+        (each layout's partitions hold every row once), in partition order (``_grouped``)."""
         lp = next(iter(self.layouts.values()))
         return self._grouped(lp, range(len(lp.parts)), None, fn, args, kwargs)
 
     def _grouped(
         self, lp: LayoutParts, ids: Sequence[int], keeps: list[Any] | None, fn: Any,
-        args: tuple[Any, ...], kwargs: dict[str, Any],
+        args: tuple[Any, ...], kwargs: dict[str, Any], *, with_parts: bool = True,
     ) -> list[Any]:  # fmt: skip
         """``fn(partition, *args, **kwargs)`` (``fn(partition, keep, ...)`` with ``keeps``,
-        a mask partition per partition) over partitions ``ids``, in their order: a task per
+        a mask partition per partition; ``fn(keep, ...)`` without ``with_parts``) over
+        partitions ``ids``, in their order: a task per
         worker thread, on the worker holding them (the partitions' futures themselves: a
         Delayed from ``to_delayed`` is a task of its own, which Dask may run on another
         worker, moving the partition)."""
@@ -135,7 +132,7 @@ class ClusterBase:
         jobs = []
         for worker, mine in groups:
             place = {"workers": [worker], "allow_other_workers": True} if worker else {}
-            parts = [lp.futures[i] for i in mine]
+            parts = [lp.futures[i] for i in mine] if with_parts else None
             masks = None if keeps is None else [keeps[i] for i in mine]
             with annotate(**place):
                 jobs.append(delayed(tasks.per_part)(fn, parts, args, kwargs, masks))

@@ -65,10 +65,14 @@ class ClusterMasks(ClusterBase):
         if hit is not None:
             return hit[0]
         per_layout = self._keep_ddfs(filters, where)
-        first = next(iter(per_layout.values()))
-        from dask.delayed import delayed
-
-        count = sum(self._run([delayed(queries.kept_count)(k) for k in first.to_delayed()]))
+        name, first = next(iter(per_layout.items()))
+        lp = self._layout(name)
+        keeps = partition_futures(self.client, first, list(first.to_delayed()))
+        count = sum(
+            self._grouped(
+                lp, range(len(lp.parts)), keeps, queries.kept_count, (), {}, with_parts=False
+            )
+        )
         mask = ClusterMask(self, filters, count, where)
         return self._masks.put(mask.key, (mask, per_layout))[0]
 
@@ -145,13 +149,6 @@ class ClusterMasks(ClusterBase):
         self._remember(mask, per_layout)
         return per_layout[layout]
 
-    def _mask_parts(self, layout: str, mask: Mask | None) -> list[Any]:
-        """``mask``'s partitions as Delayed (each None for no mask), for tasks."""
-        keep = self._mask_ddf(layout, mask)
-        if keep is None:
-            return [None] * len(self._layout(layout).parts)
-        return list(keep.to_delayed(optimize_graph=False))
-
     def _mask_futures(self, layout: str, mask: Mask | None) -> list[Any]:
         """``mask``'s partitions as futures (each None for no mask), for tasks placed by
         where the data is (``partition_futures``)."""
@@ -161,27 +158,29 @@ class ClusterMasks(ClusterBase):
         return partition_futures(self.client, keep, list(keep.to_delayed(optimize_graph=False)))
 
     # -- what a session asks of a mask ---------------------------------------------------
-    def _stat_keep(self, mask: ClusterMask) -> list[Any]:
-        return self._mask_parts(next(iter(self.layouts)), mask)
+    def _per_keep(self, mask: ClusterMask, fn: Any, *args: Any) -> list[Any]:
+        """``fn(keep, *args)`` over each partition of ``mask`` (``_grouped``)."""
+        name = next(iter(self.layouts))
+        lp = self._layout(name)
+        keeps = self._mask_futures(name, mask)
+        return self._grouped(lp, range(len(lp.parts)), keeps, fn, args, {}, with_parts=False)
 
     def mask_kept(self, mask: ClusterMask, rows: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Which of ``rows`` (sorted unique) ``mask`` keeps."""
-        from dask.delayed import delayed
 
         rows = np.asarray(rows, np.int64)
         if rows.size == 0:
             return np.zeros(0, bool)
         sel = self._rows_future(rows)
-        found = self._run([delayed(queries.kept_among)(k, sel) for k in self._stat_keep(mask)])
+        found = self._per_keep(mask, queries.kept_among, sel)
         kept = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
         return tasks.in_sorted(rows, kept)
 
     def mask_kept_except(self, mask: ClusterMask, rows: NDArray[np.int64]) -> NDArray[np.int64]:
         """The rows ``mask`` keeps that are not among ``rows`` (sorted unique), sorted."""
-        from dask.delayed import delayed
 
         sel = self._rows_future(np.asarray(rows, np.int64))
-        found = self._run([delayed(queries.kept_except)(k, sel) for k in self._stat_keep(mask)])
+        found = self._per_keep(mask, queries.kept_except, sel)
         return np.sort(np.concatenate(found)).astype(np.int64) if found else np.zeros(0, np.int64)
 
     def leaf_counts(self, mask: Mask | None, n_nodes: int) -> NDArray[np.int64]:
@@ -208,12 +207,9 @@ class ClusterMasks(ClusterBase):
 
     def mask_array(self, mask: ClusterMask) -> NDArray[np.bool_]:
         """The whole (n,) bool ``mask`` gathered from the workers (tests and scripts)."""
-        from dask.delayed import delayed
 
         out = np.zeros(self.n_points, bool)
-        for kind, where_, bits in self._run(
-            [delayed(tasks.packed)(k) for k in self._stat_keep(mask)]
-        ):
+        for kind, where_, bits in self._per_keep(mask, tasks.packed):
             if kind == "range":
                 start, count = int(where_[0]), int(where_[1])
                 out[start : start + count] = np.unpackbits(bits, count=count).astype(bool)

@@ -381,11 +381,14 @@ def export_part(
 
 
 def per_part(
-    fn: Any, parts: list[pd.DataFrame], args: tuple[Any, ...], kwargs: dict[str, Any],
+    fn: Any, parts: list[pd.DataFrame] | None, args: tuple[Any, ...], kwargs: dict[str, Any],
     keeps: list[pd.Series | None] | None = None,
 ) -> list[Any]:  # fmt: skip
     """``fn(part, *args, **kwargs)`` for each of a worker thread's partitions, in one task
-    (``fn(part, keep, *args, **kwargs)`` with ``keeps``, each partition's mask)."""
+    (``fn(part, keep, *args, **kwargs)`` with ``keeps``, each partition's mask;
+    ``fn(keep, *args, **kwargs)`` without ``parts``)."""
+    if parts is None:
+        return [fn(keep, *args, **kwargs) for keep in keeps or []]
     if keeps is None:
         return [fn(part, *args, **kwargs) for part in parts]
     return [fn(part, keep, *args, **kwargs) for part, keep in zip(parts, keeps, strict=True)]
