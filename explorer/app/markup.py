@@ -67,9 +67,11 @@ class LiveHTML(Viewer):
     def __init__(self, text: str = "", **params: Any) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         params.setdefault("sizing_mode", "stretch_width")
-        self.div = Div(text=text, disable_math=True,
-                       stylesheets=[InlineStyleSheet(css=STYLESHEET)], **params)  # fmt: skip
-        self._pane = pn.pane.Bokeh(self.div, **params)  # type: ignore[no-untyped-call]
+        sheet = InlineStyleSheet(css=STYLESHEET)
+        self.div = Div(text=text, disable_math=True, stylesheets=[sheet], **params)
+        # The pane's too: Panel's design sets the wrapped model's stylesheets to its own
+        # plus the pane's, which dropped the Div's (the legend lost its swatches).
+        self._pane = pn.pane.Bokeh(self.div, stylesheets=[STYLESHEET], **params)  # type: ignore[no-untyped-call]
 
     @property
     def object(self) -> str:

@@ -108,3 +108,16 @@ def test_map_is_wider_than_the_tabs_and_every_tab_is_in_sight(page: Page, served
         assert box is not None
         assert tabs["x"] <= box["x"]
         assert box["x"] + box["width"] <= tabs["x"] + tabs["width"] + 1
+
+
+def test_legend_swatches_are_styled(page: Page, served_digits: Served) -> None:
+    """The legend's colour swatches get the fragments' stylesheet (Panel's design once
+    replaced the legend Div's stylesheets, leaving each swatch 0 px wide)."""
+    app = open_app(page, served_digits)
+    assert app.state.color_by == "label"
+    swatches = page.locator(".ex-sw")
+    swatches.first.wait_for(timeout=10_000)
+    assert swatches.count() == 10
+    box = swatches.first.bounding_box()
+    assert box is not None
+    assert box["width"] >= 8
