@@ -91,8 +91,7 @@ def test_frame_is_a_task_per_worker_thread_where_its_partitions_are(
     assert 1 <= len(ran) <= threads
     holders = dask_client.who_has(points.layouts["umap"].futures)
     workers = {w for held in holders.values() for w in held}
-    assert len(workers) == 2  # the 6 partitions are spread over both workers
-    assert {t["worker"] for t in ran} == workers
+    assert {t["worker"] for t in ran} == workers  # a task on each worker holding parts
     # Their inputs (the partitions, the mask) were already on their worker.
     assert not [s for t in ran for s in t["startstops"] if s["action"] == "transfer"]
 
