@@ -127,6 +127,7 @@ class ClusterPoints(ClusterFind):
         cuts = np.unique(np.append(np.arange(0, self.n_points, per), self.n_points))
         self._ranges = np.stack([cuts[:-1], cuts[1:]], axis=1).astype(np.int64)
         self._lock = threading.Lock()
+        self._threads = {}
         self.summaries: dict[str, ColumnSummary] = {}
         self._columns = self._survey(columns)
         self.layouts: dict[str, LayoutParts] = {}

@@ -83,6 +83,7 @@ class ClusterBase:
     _lock: threading.Lock
     # id of an array sent to the workers -> (the array, what was sent)
     _known: OrderedDict[int, tuple[Any, Any]]
+    _threads: dict[str, int]  # worker address -> its threads
 
     def _layout(self, layout: str) -> LayoutParts:
         if layout not in self.layouts:
@@ -98,7 +99,7 @@ class ClusterBase:
         A task per group instead of one per partition: scheduling costs ~1.1 ms a task
         (docs/benchmarks.md, "Frames at 100M points")."""
         where = self.client.who_has([lp.futures[i] for i in ids])
-        threads = self.client.nthreads()
+        threads = self._threads_of({w for held in where.values() for w in held})
         by_worker: dict[str | None, list[int]] = {}
         for i in ids:
             holders = sorted(where.get(lp.futures[i].key, ()))
@@ -108,6 +109,19 @@ class ClusterBase:
             n = max(1, min(len(held), int(threads.get(worker, 1)) if worker else 1))
             groups += [(worker, held[t::n]) for t in range(n)]
         return groups
+
+    def _threads_of(self, workers: set[str]) -> dict[str, int]:
+        """Threads of each of ``workers``, asked of the scheduler only for addresses not
+        seen before (a worker keeps its thread count; a restarted one has a new address),
+        so a request costs one scheduler call (``who_has``), not two."""
+        with self._lock:
+            missing = workers - self._threads.keys()
+        if missing:
+            found = self.client.nthreads(sorted(missing))
+            with self._lock:
+                self._threads.update({w: int(n) for w, n in found.items()})
+        with self._lock:
+            return dict(self._threads)
 
     def _per_part(self, fn: Any, *args: Any, **kwargs: Any) -> list[Any]:
         """``fn(partition, *args, **kwargs)`` over every partition of the first layout
@@ -125,16 +139,14 @@ class ClusterBase:
         worker thread, on the worker holding them (the partitions' futures themselves: a
         Delayed from ``to_delayed`` is a task of its own, which Dask may run on another
         worker, moving the partition)."""
-        from dask.base import annotate
         from dask.delayed import delayed
 
         groups = self._thread_groups(lp, ids)
         jobs = []
         for worker, mine in groups:
-            place = {"workers": [worker], "allow_other_workers": True} if worker else {}
             parts = [lp.futures[i] for i in mine] if with_parts else None
             masks = None if keeps is None else [keeps[i] for i in mine]
-            with annotate(**place):
+            with tasks.placed(worker):
                 jobs.append(delayed(tasks.per_part)(fn, parts, args, kwargs, masks))
         position = {i: n for n, i in enumerate(ids)}
         out: list[Any] = [None] * len(position)

@@ -176,14 +176,9 @@ def aggregate_frame(
     if kind == "numeric" and not isinstance(color, NumericColor):
         kind = ""
     if groups is not None:
-        from dask.base import annotate
-
         jobs = []
         for parts, keeps, worker in groups:
-            # On the worker that holds its partitions (the data stays put), or any other
-            # when that one is gone.
-            place = {"workers": [worker], "allow_other_workers": True} if worker else {}
-            with annotate(**place):
+            with tasks.placed(worker):
                 jobs.append(
                     delayed(_aggregate_parts)(parts, keeps, options, vp, kind, rgb, reduction)
                 )

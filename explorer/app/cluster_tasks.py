@@ -8,6 +8,7 @@ rules, filter masks, counts, radix histograms for exact medians, and export rows
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,18 @@ from explorer.store.export import subset_table
 from explorer.store.reader import Store
 
 RETRIES = 2  # a task whose worker died is run again this many times
+
+
+def placed(worker: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Tasks made inside run on ``worker`` (the one holding their inputs, so the data stays
+    put), or on any other when it is gone; no preference for None."""
+    from dask.base import annotate
+
+    if worker is None:
+        return contextlib.nullcontext()
+    return annotate(workers=[worker], allow_other_workers=True)  # type: ignore[no-any-return]
+
+
 ERROR_COLUMN = "__error__"  # the per-point error (wrong 1 / right 0 / NaN), when built
 _opened: dict[str, Store] = {}
 _opened_lock = threading.Lock()

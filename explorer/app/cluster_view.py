@@ -99,18 +99,14 @@ class ClusterView(ClusterStats):
         mask: Mask | None, highlight: NDArray[np.int64] | None,
     ) -> Any:  # fmt: skip
         """One layer of a frame (the base, or the highlighted rows) from the cluster."""
-        if self.engine == "dask":
+        groups = [] if self.engine == "dask" else self._worker_groups(layout, viewport, mask)
+        if not groups:  # Datashader's dask backend, or nothing in view (the empty frame)
             ddf, kind = self.view_partitions(
                 layout, viewport, color_by, mask=mask, highlight=highlight
             )
             return frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
                                           client=self.client, engine=self.engine)  # fmt: skip
-        groups = self._worker_groups(layout, viewport, mask)
         options, kind = self._frame_options(color_by, highlight)
-        if not groups:  # nothing in view: the empty frame, as the in-process path draws it
-            ddf, kind = self.view_partitions(layout, viewport, color_by, mask=mask)
-            return frames.aggregate_frame(ddf, viewport, kind, color, how, min_alpha,
-                                          client=self.client, engine=self.engine)  # fmt: skip
         return frames.aggregate_frame(
             None, viewport, kind, color, how, min_alpha,
             client=self.client, groups=groups, options=options,
