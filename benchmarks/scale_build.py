@@ -105,22 +105,13 @@ def _sampled_trustworthiness(
         np.sort(rng.choice(a.n_points, min(size, a.n_points), replace=False))
         for _ in range(samples)
     ]
-    out = {}
-    for name in a.layouts:
-        if name in b.layouts:
-            pair = [
-                np.median(
-                    [
-                        trustworthiness(
-                            vectors[rows], np.asarray(store.layout(name))[rows], n_neighbors=15
-                        )
-                        for rows in picks
-                    ]
-                )
-                for store in (a, b)
-            ]
-            out[name] = (float(pair[0]), float(pair[1]))
-    return out
+
+    def median(store: Store, name: str) -> float:
+        xy = store.layout(name)
+        scores = [trustworthiness(vectors[r], np.asarray(xy[r]), n_neighbors=15) for r in picks]
+        return float(np.median(scores))
+
+    return {name: (median(a, name), median(b, name)) for name in a.layouts if name in b.layouts}
 
 
 def _write_low_dim(path: Path, n: int, intrinsic: int, dim: int) -> None:
